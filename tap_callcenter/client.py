@@ -1,0 +1,377 @@
+"""What every stream of every provider shares: the windowed incremental engine and HTTP.
+
+The engine (``get_records``) cuts the sync range into closed UTC windows ``[from, to)``
+(:mod:`tap_callcenter.windows`), asks the provider for each window, keeps only records
+whose replication key falls inside it (APIs with inclusive or coarse bounds return a few
+neighbours), drops repeats of a primary key inside the window (pages shift under live
+inserts), and after each completed window moves the bookmark to the window's end and
+emits STATE. A run killed mid-backfill therefore resumes from its last completed window.
+
+The HTTP part adds to the SDK's ``RESTStream``: a timeout on every request, retries with
+exponential backoff that honour ``Retry-After`` on 429, 5xx, resets, timeouts and bodies
+that do not decode, and one clear :class:`~tap_callcenter.errors.CallcenterError` when a
+request fails for good.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import typing as t
+from importlib import resources
+
+import backoff
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.streams import RESTStream
+
+from tap_callcenter.errors import CallcenterError, describe_request
+from tap_callcenter.pagination import attach_payload, payload_of
+from tap_callcenter.timeconv import format_utc, parse_utc
+from tap_callcenter.windows import Window, split_windows
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Iterable
+
+    from backoff.types import Details
+    from singer_sdk.helpers.types import Context
+
+    from tap_callcenter.settings import SyncSettings
+
+SCHEMAS = resources.files("tap_callcenter") / "schemas"
+
+#: Failures worth another try: server-side trouble, throttling, and the network.
+RETRIABLE_EXCEPTIONS = (
+    RetriableAPIError,
+    ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+_SNIPPET = 300
+
+
+def body_snippet(response: requests.Response) -> str:
+    """The start of a body, on one line, for error messages."""
+    text = " ".join((response.text or "").split())
+    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
+
+
+def retry_after_seconds(response: requests.Response | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP-date), if any."""
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime  # noqa: PLC0415
+
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+
+
+class CallcenterStream(RESTStream):
+    """Base of every stream: windowed incremental sync over a retried HTTP client."""
+
+    #: Provider name as in the config block (``thulium``); used in errors and settings.
+    provider: t.ClassVar[str]
+    #: Hint appended to 401/403 errors.
+    auth_hint: t.ClassVar[str] = ""
+    #: Maximum time a server may take to answer is ``request_timeout``; see SyncSettings.
+
+    # ----------------------------------------------------------------- configuration
+
+    @property
+    def settings(self) -> SyncSettings:
+        """Run settings parsed once by the tap."""
+        return self._tap.settings  # type: ignore[attr-defined]
+
+    @property
+    def provider_config(self) -> t.Mapping[str, t.Any]:
+        """This provider's config block."""
+        return t.cast("t.Mapping[str, t.Any]", self.config[self.provider])
+
+    @property
+    def schema_filepath(self) -> t.Any:
+        """One JSON schema file per stream, named after it."""
+        return SCHEMAS / f"{self.name}.json"
+
+    # ----------------------------------------------------------------- the engine
+
+    def sync_windows(self) -> list[Window]:
+        """The windows this run covers: from the bookmark minus lookback (or
+        ``start_date``) to ``end_date`` (default: now at sync start)."""
+        settings = self.settings
+        start = settings.start_date
+        bookmark = self._bookmark()
+        if bookmark is not None:
+            start = max(start, bookmark - settings.lookback)
+        windows = split_windows(start, settings.end_date, settings.window)
+        self.logger.info(
+            "%s: syncing %s to %s in %d window(s) (bookmark %s)",
+            self.name,
+            format_utc(start),
+            format_utc(settings.end_date),
+            len(windows),
+            format_utc(bookmark) if bookmark else "none",
+        )
+        return windows
+
+    def _bookmark(self) -> dt.datetime | None:
+        state = self.stream_state
+        value = state.get("replication_key_value")
+        if not value or state.get("replication_key") != self.replication_key:
+            return None
+        return parse_utc(str(value))
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """Records of every window in order, bookmark and STATE after each window."""
+        for window in self.sync_windows():
+            yield from self.window_records(window)
+            self.finalize_window(window)
+
+    def window_records(self, window: Window) -> Iterable[dict[str, t.Any]]:
+        """One window's records: inside the window, each primary key once."""
+        lower, upper = format_utc(window.start), format_utc(window.end)
+        key_fields = tuple(self.primary_keys or ())
+        seen: set[tuple[t.Any, ...]] = set()
+        outside = duplicates = missing_key = 0
+        for record in self.fetch_window(window):
+            value = record.get(self.replication_key) if self.replication_key else None
+            if value is None:
+                missing_key += 1
+            elif not lower <= value < upper:  # canonical UTC ISO strings sort as instants
+                outside += 1
+                continue
+            key = tuple(record.get(field) for field in key_fields)
+            if key in seen:
+                duplicates += 1
+                continue
+            seen.add(key)
+            yield record
+        if missing_key:
+            self.logger.warning(
+                "%s: %d record(s) in window %s have no %s; emitted without a bookmark value",
+                self.name,
+                missing_key,
+                window,
+                self.replication_key,
+            )
+        self.logger.info(
+            "%s: window %s done: %d record(s), %d repeat(s) dropped, %d neighbour(s) "
+            "outside the window left to their own window",
+            self.name,
+            window,
+            len(seen),
+            duplicates,
+            outside,
+        )
+
+    def fetch_window(self, window: Window) -> Iterable[dict[str, t.Any]]:
+        """Every record the API returns for ``window`` (all pages), already transformed."""
+        return self.request_records(window.as_context())
+
+    def finalize_window(self, window: Window) -> None:
+        """Move the bookmark to the end of a completed window and emit STATE.
+
+        The bookmark never goes backwards (a lookback window may end before the old
+        bookmark, and the old one is still valid) and never passes what was emitted.
+        """
+        state = self.stream_state
+        new_value = window.end
+        old_value = self._bookmark()
+        if old_value is not None and old_value > new_value:
+            new_value = old_value
+        state["replication_key"] = self.replication_key
+        state["replication_key_value"] = format_utc(new_value)
+        self._finalize_state(state)
+        self._write_state_message()
+
+    def _increment_stream_state(
+        self,
+        latest_record: dict[str, t.Any],
+        *,
+        context: Context | None = None,
+    ) -> None:
+        """The engine owns the bookmark (per window, see ``finalize_window``).
+
+        The SDK's per-record progress markers would only be promoted at the very end
+        of a stream and are not resumable, so they are not kept.
+        """
+
+    # ----------------------------------------------------------------- HTTP
+
+    @property
+    def timeout(self) -> int:
+        """Every request is bounded by ``request_timeout`` seconds."""
+        return self.settings.request_timeout  # type: ignore[return-value]
+
+    def backoff_max_tries(self) -> int:
+        """Total attempts per request, from ``max_tries``."""
+        return self.settings.max_tries
+
+    def backoff_wait_generator(self) -> Generator[float, t.Any, None]:
+        """Exponential waits (``backoff_factor`` x 2^n, capped), or ``Retry-After``."""
+        factor, cap = self.settings.backoff_factor, self.settings.backoff_max_wait
+        attempt = 0
+        exception = yield  # type: ignore[misc]
+        while True:
+            wait = min(factor * 2**attempt, cap)
+            response = getattr(exception, "response", None)
+            server_wait = retry_after_seconds(response)
+            if server_wait is not None:
+                wait = min(server_wait, max(cap, 600.0))
+            attempt += 1
+            exception = yield wait
+
+    def backoff_jitter(self, value: float) -> float:
+        """Up to 10% extra, so parallel clients do not retry in lockstep."""
+        return value * (1 + 0.1 * random.random())
+
+    def backoff_handler(self, details: Details) -> None:
+        """One warning line per retry: what failed and when the next try is."""
+        exc = details.get("exception")
+        args = details.get("args") or ()
+        request = args[0] if args else None
+        target = describe_request(request.method or "GET", request.url or "") if request else ""
+        self.logger.warning(
+            "%s: retrying %s in %.1f s (attempt %d of %d failed): %s",
+            self.name,
+            target,
+            details.get("wait") or 0.0,
+            details.get("tries") or 0,
+            self.backoff_max_tries(),
+            _short_reason(exc),
+        )
+
+    def request_decorator(self, func: Callable) -> Callable:
+        """Retry transient failures (as the SDK does), then fail with one clear error.
+
+        Same retry policy and hooks as ``RESTStream.request_decorator``; the difference
+        is that the final failure becomes a :class:`CallcenterError` instead of the
+        library's multi-line give-up log and a traceback.
+        """
+        retrying = backoff.on_exception(
+            self.backoff_wait_generator,
+            RETRIABLE_EXCEPTIONS,
+            max_tries=self.backoff_max_tries,
+            on_backoff=self.backoff_handler,
+            jitter=self.backoff_jitter,
+            logger=None,
+        )(func)
+
+        def request(prepared: requests.PreparedRequest, context: Context | None) -> t.Any:
+            try:
+                return retrying(prepared, context)
+            except CallcenterError:
+                raise
+            except (RetriableAPIError, requests.RequestException, ConnectionError) as exc:
+                raise self.fail(
+                    f"gave up after {self.backoff_max_tries()} attempts: {_short_reason(exc)}",
+                    prepared,
+                ) from None
+            except FatalAPIError as exc:
+                raise self.fail(str(exc), prepared) from None
+
+        return request
+
+    def fail(
+        self,
+        message: str,
+        request: requests.PreparedRequest | requests.Request | None = None,
+        hint: str | None = None,
+    ) -> CallcenterError:
+        """A :class:`CallcenterError` for this provider and stream."""
+        described = None
+        if request is not None:
+            described = describe_request(request.method or "GET", request.url or "")
+        return CallcenterError(
+            message, provider=self.provider, stream=self.name, request=described, hint=hint
+        )
+
+    def validate_response(self, response: requests.Response) -> None:
+        """Sort a response into retriable, fatal, or good (and decode a good body).
+
+        Decoding happens here, inside the retry loop, so a truncated or garbled body is
+        retried like a dropped connection; the decoded body rides on the response.
+        """
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise RetriableAPIError(
+                f"HTTP {status} {response.reason}: {self.api_error_message(response)}",
+                response,
+            )
+        if status >= 400:
+            hint = self.auth_hint if status in (401, 403) else None
+            raise self.fail(
+                f"HTTP {status} {response.reason}: {self.api_error_message(response)}",
+                response.request,
+                hint=hint,
+            )
+        try:
+            payload = self.decode_body(response)
+        except ValueError as exc:
+            raise RetriableAPIError(
+                f"the body is not the expected {self.body_format}: {exc}; "
+                f"it starts with: {body_snippet(response)!r}",
+                response,
+            ) from None
+        self.check_payload(payload, response)
+        attach_payload(response, payload)
+
+    body_format: t.ClassVar[str] = "JSON"
+
+    def decode_body(self, response: requests.Response) -> t.Any:
+        """Decode a 2xx body; raise ``ValueError`` when it is not what the API sends."""
+        payload = response.json()
+        if not isinstance(payload, dict):
+            msg = f"expected a JSON object, got {type(payload).__name__}"
+            raise ValueError(msg)
+        return payload
+
+    def check_payload(self, payload: t.Any, response: requests.Response) -> None:
+        """Raise a fatal error when a 2xx body carries the API's own error report."""
+
+    def api_error_message(self, response: requests.Response) -> str:
+        """The API's own words about a failed request (providers refine this)."""
+        return body_snippet(response) or "(empty body)"
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
+        """Records of one decoded page, transformed for output."""
+        for record in self.page_records(payload_of(response)):
+            yield self.transform_record(record)
+
+    def page_records(self, payload: t.Any) -> Iterable[dict[str, t.Any]]:
+        """The raw records in a decoded page."""
+        raise NotImplementedError
+
+    def transform_record(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """API record -> output record (UTC date-times, numbers, nulls)."""
+        return record
+
+
+def _short_reason(exc: BaseException | None) -> str:
+    """A one-line reason for a failed attempt, without URLs or tracebacks."""
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, RetriableAPIError):
+        return str(exc)
+    if isinstance(exc, requests.Timeout):
+        return "no answer within the timeout"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "the connection broke while the body was being received"
+    if isinstance(exc, (requests.ConnectionError, ConnectionError)):
+        return "connection failed or was dropped by the server"
+    return f"{type(exc).__name__}: {exc}"
+
+
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)

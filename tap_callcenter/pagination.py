@@ -1,0 +1,56 @@
+"""Paginators: how each provider says "there is another page".
+
+All of them read the decoded body that :class:`~tap_callcenter.client.CallcenterStream`
+attached to the response (see :func:`payload_of`), so a page is parsed once.
+"""
+
+from __future__ import annotations
+
+import typing as t
+
+from singer_sdk.pagination import BaseAPIPaginator
+
+if t.TYPE_CHECKING:
+    import requests
+
+_PAYLOAD_ATTR = "_callcenter_payload"
+
+
+def attach_payload(response: requests.Response, payload: t.Any) -> None:
+    """Remember the decoded body on the response (decoded inside the retry loop)."""
+    setattr(response, _PAYLOAD_ATTR, payload)
+
+
+def payload_of(response: requests.Response) -> t.Any:
+    """The decoded body attached by :func:`attach_payload`."""
+    return getattr(response, _PAYLOAD_ATTR)
+
+
+class CountOffsetPaginator(BaseAPIPaginator[int]):
+    """Offset paging that stops at the total ``count`` the API reports (Thulium).
+
+    The next offset advances by the number of records actually received, never by the
+    requested limit: a server that clamps ``limit`` returns short pages that are not the
+    last one. Paging ends when the offset reaches ``count`` (read from the latest page,
+    since live inserts change it) or when a page comes back empty.
+    """
+
+    def __init__(self, records_key: str = "result", count_key: str = "count") -> None:
+        super().__init__(0)
+        self._records_key = records_key
+        self._count_key = count_key
+
+    def _received(self, response: requests.Response) -> int:
+        return len(payload_of(response).get(self._records_key) or [])
+
+    def has_more(self, response: requests.Response) -> bool:
+        received = self._received(response)
+        total = payload_of(response).get(self._count_key)
+        if received == 0:
+            return False
+        if total is None:  # no total: only an empty page ends it
+            return True
+        return self.current_value + received < int(total)
+
+    def get_next(self, response: requests.Response) -> int:
+        return self.current_value + self._received(response)

@@ -1,0 +1,170 @@
+"""Thulium: ``connections`` and ``recordings`` (JSON over HTTP basic auth).
+
+The API takes and returns local wall-clock times (``thulium.timezone``) at minute
+precision, with BOTH ``date_from`` and ``date_to`` inclusive. Each window is asked for
+with the wall-clock range that covers it (``LocalClock.wall_range``), floored to the
+minute; the engine then keeps only records that fall in the window, so a record on a
+boundary minute belongs to exactly one window. Pages are ``limit``/``offset`` and end
+at the reported ``count`` (see ``CountOffsetPaginator``), newest first.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from functools import cached_property
+
+from requests.auth import HTTPBasicAuth
+
+from tap_callcenter.client import CallcenterStream
+from tap_callcenter.pagination import CountOffsetPaginator
+from tap_callcenter.timeconv import LocalClock
+from tap_callcenter.windows import Window
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import requests
+    from singer_sdk.helpers.types import Context
+
+PAGE_SIZE = 100
+_WALL_FORMAT = "%Y-%m-%d %H:%M"
+
+
+def optional_int(value: t.Any) -> t.Any:
+    """Ids that may come as ``""``: empty -> None, digit strings -> int, else as is."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        stripped = value.strip()
+        if stripped.lstrip("-").isdigit():
+            return int(stripped)
+    return value
+
+
+class ThuliumStream(CallcenterStream):
+    """Shared Thulium behaviour: auth, wall-clock windows, errors, count paging."""
+
+    provider = "thulium"
+    auth_hint = "Check the settings thulium.username and thulium.password"
+    #: Fields holding local wall-clock times, converted to UTC on output.
+    local_time_fields: t.ClassVar[tuple[str, ...]] = ("date",)
+    #: Fields holding ids that may come as empty strings.
+    optional_id_fields: t.ClassVar[tuple[str, ...]] = ()
+    integer_fields: t.ClassVar[tuple[str, ...]] = ("duration", "billsec")
+
+    @property
+    def url_base(self) -> str:
+        return str(self.provider_config["api_url"]).rstrip("/")
+
+    @cached_property
+    def clock(self) -> LocalClock:
+        """Wall clock of the Thulium system (``thulium.timezone``)."""
+        return LocalClock(str(self.provider_config.get("timezone") or "Europe/Warsaw"))
+
+    @property
+    def authenticator(self) -> HTTPBasicAuth:
+        return HTTPBasicAuth(
+            str(self.provider_config["username"]), str(self.provider_config["password"])
+        )
+
+    def get_new_paginator(self) -> CountOffsetPaginator:
+        return CountOffsetPaginator(records_key="result", count_key="count")
+
+    def wall_bounds(self, window: Window) -> tuple[str, str]:
+        """Inclusive minute bounds covering the window in Thulium's wall clock."""
+        lo, hi = self.clock.wall_range(window.start, window.end)
+        # Flooring both to the minute widens the range: the server's minute bounds are
+        # inclusive, so date_to "12:34" still covers 12:34:59.
+        return lo.strftime(_WALL_FORMAT), hi.strftime(_WALL_FORMAT)
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        date_from, date_to = self.wall_bounds(Window.from_context(dict(context or {})))
+        return {
+            "limit": PAGE_SIZE,
+            "offset": next_page_token or 0,
+            "date_from": date_from,
+            "date_to": date_to,
+        }
+
+    # ------------------------------------------------------------- responses
+
+    def api_error_message(self, response: requests.Response) -> str:
+        """Thulium reports failures as an ``errors`` list; fall back to the body."""
+        try:
+            body = response.json()
+        except ValueError:
+            return super().api_error_message(response)
+        return errors_text(body) or super().api_error_message(response)
+
+    def decode_body(self, response: requests.Response) -> t.Any:
+        payload = super().decode_body(response)
+        if not payload.get("errors") and not isinstance(payload.get("result"), list):
+            msg = "it has no 'result' list"
+            raise ValueError(msg)
+        return payload
+
+    def check_payload(self, payload: t.Any, response: requests.Response) -> None:
+        if payload.get("errors"):
+            raise self.fail(
+                f"the API answered with errors: {errors_text(payload)}", response.request
+            )
+
+    def page_records(self, payload: t.Any) -> Iterable[dict[str, t.Any]]:
+        return t.cast("list[dict[str, t.Any]]", payload["result"])
+
+    def transform_record(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        to_utc = self.clock.wall_text_to_utc_iso
+        for field in self.local_time_fields:
+            if field in record:
+                record[field] = to_utc(record[field])
+        for field in self.optional_id_fields:
+            if field in record:
+                record[field] = optional_int(record[field])
+        for field in self.integer_fields:
+            if field in record:
+                record[field] = optional_int(record[field])
+        return record
+
+
+def errors_text(body: t.Any) -> str:
+    """Flatten Thulium's ``errors`` (strings, or objects with code/message) to text."""
+    if not isinstance(body, dict):
+        return ""
+    errors = body.get("errors")
+    if not errors:
+        return ""
+    items = errors if isinstance(errors, list) else [errors]
+    parts = []
+    for item in items:
+        if isinstance(item, dict):
+            message = item.get("message") or item.get("error") or item
+            code = item.get("code")
+            parts.append(f"{message} (code {code})" if code is not None else str(message))
+        else:
+            parts.append(str(item))
+    return "; ".join(parts)
+
+
+class ConnectionsStream(ThuliumStream):
+    """Calls: one record per connection, by call start (``date``)."""
+
+    name = "thulium_connections"
+    path = "/connections"
+    primary_keys = ("connection_id",)
+    replication_key = "date"
+    optional_id_fields = ("customer_id", "outbound_id", "queue_id", "topic_id")
+
+    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
+        params = super().get_url_params(context, next_page_token)
+        params.update(include_tags="true", include_topics="true")
+        return params
+
+
+class RecordingsStream(ThuliumStream):
+    """Recording files, by creation time (``created_at``); a connection may have several."""
+
+    name = "thulium_recordings"
+    path = "/recordings"
+    primary_keys = ("connection_id", "filename")
+    replication_key = "created_at"
+    local_time_fields = ("date", "created_at")

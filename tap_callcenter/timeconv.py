@@ -1,0 +1,139 @@
+"""Local wall-clock time <-> UTC: the one place where time zones are handled.
+
+Thulium and ECSS send and expect local wall-clock times without an offset. Two rules make
+the conversion total and deterministic (the contract's documented convention):
+
+- a wall time skipped by a spring-forward change moves forward by the gap
+  (02:30 on a day that jumps 02:00 -> 03:00 means 03:30);
+- a wall time repeated by a fall-back change takes its first occurrence.
+
+Both rules are exactly what ``datetime.replace(tzinfo=zone, fold=0)`` means (PEP 495), so
+the conversion is a single ``astimezone`` call. Results are cached per distinct wall-clock
+string because call records repeat their minute (and often second) many times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+UTC = dt.timezone.utc
+
+#: Wall-clock formats the providers use, most precise first.
+_LOCAL_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d")
+
+#: Largest shift a daylight-saving change can make (a few zones once had 2 h); the wall
+#: range search looks this far around a window bound.
+_MAX_SHIFT = dt.timedelta(hours=3)
+
+
+class UnknownTimezoneError(ValueError):
+    """The configured time zone is not an IANA name known to this machine."""
+
+
+def load_zone(name: str) -> ZoneInfo:
+    """Return the IANA zone ``name`` or raise a clear error."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        msg = f"unknown time zone {name!r}: use an IANA name such as 'Europe/Warsaw'"
+        raise UnknownTimezoneError(msg) from exc
+
+
+def format_utc(value: dt.datetime) -> str:
+    """ISO 8601 in UTC with an explicit offset: ``2024-03-31T00:30:00+00:00``."""
+    return value.astimezone(UTC).isoformat()
+
+
+def parse_utc(value: str) -> dt.datetime:
+    """Parse an ISO 8601 instant; a value without an offset is taken as UTC."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    result = dt.datetime.fromisoformat(text)
+    return result.replace(tzinfo=UTC) if result.tzinfo is None else result.astimezone(UTC)
+
+
+def parse_wall(value: str) -> dt.datetime:
+    """Parse a provider's wall-clock string into a naive datetime."""
+    for fmt in _LOCAL_FORMATS:
+        try:
+            return dt.datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    msg = f"unrecognised date-time {value!r}"
+    raise ValueError(msg)
+
+
+class LocalClock:
+    """Converts between one zone's wall-clock times and UTC instants."""
+
+    def __init__(self, zone_name: str) -> None:
+        self.zone = load_zone(zone_name)
+        self.name = zone_name
+        self._cached_iso = lru_cache(maxsize=65536)(self._wall_text_to_iso)
+
+    def to_utc(self, wall: dt.datetime) -> dt.datetime:
+        """UTC instant of a naive wall-clock time (skipped -> forward, repeated -> first)."""
+        return wall.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
+
+    def to_wall(self, instant: dt.datetime) -> dt.datetime:
+        """Naive wall-clock time shown by this zone at ``instant``."""
+        return instant.astimezone(self.zone).replace(tzinfo=None, fold=0)
+
+    def wall_text_to_utc_iso(self, text: str | None) -> str | None:
+        """Provider wall-clock string -> UTC ISO string; empty or missing -> None."""
+        if not text:
+            return None
+        return self._cached_iso(text)
+
+    def _wall_text_to_iso(self, text: str) -> str:
+        return format_utc(self.to_utc(parse_wall(text)))
+
+    def wall_range(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        resolution: dt.timedelta = dt.timedelta(seconds=1),
+    ) -> tuple[dt.datetime, dt.datetime]:
+        """Inclusive wall-clock bounds ``[lo, hi]`` of the UTC window ``[start, end)``.
+
+        ``lo`` is the earliest and ``hi`` the latest wall time (at ``resolution``) whose
+        conversion falls in the window. Because ``to_utc`` is monotone non-decreasing,
+        each bound is found by a short bisection near the naive answer; this covers the
+        repeated autumn hour (a window ending inside its second occurrence must still
+        ask for the whole hour, since those records convert to the first occurrence)
+        and the spring gap. A server filtering on this wall range returns a superset
+        of the window's records, never a subset.
+        """
+        lo = self._first_wall_at_or_after(start, resolution)
+        hi = self._first_wall_at_or_after(end, resolution) - resolution
+        return lo, hi
+
+    def _first_wall_at_or_after(self, instant: dt.datetime, step: dt.timedelta) -> dt.datetime:
+        """Smallest wall time (multiple of ``step``) converting to >= ``instant``."""
+        naive = self.to_wall(instant)
+        low = _floor(naive - _MAX_SHIFT, step)  # converts to < instant
+        high = _ceil(naive + _MAX_SHIFT, step)  # converts to >= instant
+        while high - low > step:
+            mid = low + _floor_delta((high - low) / 2, step)
+            if self.to_utc(mid) >= instant:
+                high = mid
+            else:
+                low = mid
+        return high
+
+
+def _floor_delta(delta: dt.timedelta, step: dt.timedelta) -> dt.timedelta:
+    return step * max(1, delta // step)
+
+
+def _floor(value: dt.datetime, step: dt.timedelta) -> dt.datetime:
+    epoch = dt.datetime(1970, 1, 1)
+    return epoch + ((value - epoch) // step) * step
+
+
+def _ceil(value: dt.datetime, step: dt.timedelta) -> dt.datetime:
+    floored = _floor(value, step)
+    return floored if floored == value else floored + step

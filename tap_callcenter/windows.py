@@ -1,0 +1,52 @@
+"""Closed date windows ``[start, end)``: how a sync range is cut into resumable pieces."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from tap_callcenter.timeconv import format_utc, parse_utc
+
+
+@dataclass(frozen=True)
+class Window:
+    """One closed-open UTC interval of the replication key: ``start <= t < end``."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    def __contains__(self, instant: dt.datetime) -> bool:
+        return self.start <= instant < self.end
+
+    def as_context(self) -> dict[str, str]:
+        """JSON-friendly form, used as the SDK request context (it shows in metric logs)."""
+        return {"window_start": format_utc(self.start), "window_end": format_utc(self.end)}
+
+    @classmethod
+    def from_context(cls, context: dict | None) -> Window:
+        """Inverse of :meth:`as_context`."""
+        if not context or "window_start" not in context:
+            msg = "request made outside a date window"
+            raise ValueError(msg)
+        return cls(parse_utc(context["window_start"]), parse_utc(context["window_end"]))
+
+    def __str__(self) -> str:
+        return f"[{format_utc(self.start)}, {format_utc(self.end)})"
+
+
+def split_windows(start: dt.datetime, end: dt.datetime, size: dt.timedelta) -> list[Window]:
+    """Cut ``[start, end)`` into consecutive windows of ``size``; the last may be shorter.
+
+    No gap and no overlap: each window starts where the previous one ended, the first at
+    ``start`` and the last ends at ``end``. An empty or inverted range gives no window.
+    """
+    if size <= dt.timedelta(0):
+        msg = "window size must be positive"
+        raise ValueError(msg)
+    windows: list[Window] = []
+    cursor = start
+    while cursor < end:
+        upper = min(cursor + size, end)
+        windows.append(Window(cursor, upper))
+        cursor = upper
+    return windows

@@ -1,0 +1,122 @@
+"""Run the real ``tap-callcenter`` command as a subprocess and read its Singer output."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TAP_COMMAND = [sys.executable, "-m", "tap_callcenter.tap"]
+
+
+@dataclass
+class TapRun:
+    """What one run of the tap wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict] = field(default_factory=list)
+
+    @property
+    def records(self) -> dict[str, list[dict]]:
+        out: dict[str, list[dict]] = defaultdict(list)
+        for message in self.messages:
+            if message.get("type") == "RECORD":
+                out[message["stream"]].append(message["record"])
+        return out
+
+    @property
+    def states(self) -> list[dict]:
+        return [m["value"] for m in self.messages if m.get("type") == "STATE"]
+
+    @property
+    def last_state(self) -> dict | None:
+        states = self.states
+        return states[-1] if states else None
+
+    def bookmark(self, stream: str) -> str | None:
+        state = self.last_state or {}
+        return state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
+
+
+def _parse(stdout: str) -> list[dict]:
+    messages = []
+    for raw in stdout.splitlines():
+        line = raw.strip()
+        if line:
+            messages.append(json.loads(line))
+    return messages
+
+
+def _write(tmp: Path, name: str, data: dict | None) -> list[str]:
+    if data is None:
+        return []
+    path = tmp / f"{name}.json"
+    path.write_text(json.dumps(data))
+    return [f"--{name}", str(path)]
+
+
+def run_tap(
+    config: dict,
+    *,
+    state: dict | None = None,
+    catalog: dict | None = None,
+    extra_args: tuple[str, ...] = (),
+    timeout: float = 240,
+    env: dict | None = None,
+) -> TapRun:
+    """Run a sync (or another command via ``extra_args``) to completion."""
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        args = [*TAP_COMMAND, *_write(tmp, "config", config), *_write(tmp, "state", state)]
+        args += [*_write(tmp, "catalog", catalog), *extra_args]
+        proc = subprocess.run(
+            args,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            check=False,
+        )
+    messages = _parse(proc.stdout) if not extra_args else []
+    return TapRun(proc.returncode, proc.stdout, proc.stderr, messages)
+
+
+def run_tap_until_killed(
+    config: dict,
+    *,
+    kill_after_states: int,
+    state: dict | None = None,
+    timeout: float = 240,
+) -> TapRun:
+    """Run a sync and SIGKILL it right after it has written ``kill_after_states`` STATEs.
+
+    Every line written before the kill is kept, as a runner like Meltano would keep them.
+    """
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        args = [*TAP_COMMAND, *_write(tmp, "config", config), *_write(tmp, "state", state)]
+        err_path = tmp / "stderr.txt"
+        with err_path.open("w") as err:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+            lines: list[str] = []
+            seen_states = 0
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if line.strip() and json.loads(line).get("type") == "STATE":
+                    seen_states += 1
+                    if seen_states >= kill_after_states:
+                        proc.send_signal(signal.SIGKILL)
+                        break
+            proc.wait(timeout=timeout)
+        stderr = err_path.read_text()
+    stdout = "".join(lines)
+    return TapRun(proc.returncode, stdout, stderr, _parse(stdout))

@@ -1,0 +1,65 @@
+"""Bad settings fail before any request, name the setting, and never print a secret."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.tap_runner import run_tap
+
+SECRET = "pw-Do-Not-Print-42"
+THULIUM = {"api_url": "http://127.0.0.1:9/api", "username": "u", "password": SECRET}
+
+
+def _assert_clean_failure(result, *needles: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "needles"),
+    [
+        ({"thulim": THULIUM}, ["unknown setting 'thulim'", "did you mean 'thulium'"]),
+        ({"thulium": {**THULIUM, "pasword": "x"}}, ["unknown setting 'thulium.pasword'"]),
+        (
+            {"thulium": {k: v for k, v in THULIUM.items() if k != "password"}},
+            ["thulium", "'password' is a required property"],
+        ),
+        (
+            {"thulium": {**THULIUM, "timezone": "Europe/Warsw"}},
+            ["thulium.timezone", "Europe/Warsw"],
+        ),
+        ({"thulium": THULIUM, "start_date": "yesterday"}, ["start_date", "yesterday"]),
+        (
+            {"thulium": THULIUM, "start_date": "2024-02-01T00:00:00Z", "end_date": "2024-01-01"},
+            ["end_date", "later than"],
+        ),
+        ({}, ["no provider configured"]),
+        ({"thulium": THULIUM, "lookback_minutes": "sixty"}, ["lookback_minutes"]),
+    ],
+)
+@pytest.mark.parametrize("command", [(), ("--discover",)])
+def test_bad_config_is_rejected_clearly(config, needles, command) -> None:
+    result = run_tap(config, extra_args=command, timeout=60)
+    _assert_clean_failure(result, *needles)
+
+
+def test_only_configured_providers_are_discovered() -> None:
+    result = run_tap({"thulium": THULIUM}, extra_args=("--discover",), timeout=60)
+    assert result.returncode == 0, result.stderr
+    names = {s["tap_stream_id"] for s in json.loads(result.stdout)["streams"]}
+    assert names == {"thulium_connections", "thulium_recordings"}
+
+
+def test_about_lists_settings() -> None:
+    result = run_tap({}, extra_args=("--about", "--format", "json"), timeout=60)
+    assert result.returncode == 0
+    about = json.loads(result.stdout)
+    assert "thulium" in about["settings"]["properties"]
+    assert (
+        about["settings"]["properties"]["thulium"]["properties"]["password"].get("secret") is True
+    )

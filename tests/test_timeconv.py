@@ -1,0 +1,105 @@
+"""Local wall time <-> UTC, including both daylight-saving edges."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tap_callcenter.timeconv import UTC, LocalClock, UnknownTimezoneError, format_utc, parse_utc
+
+WARSAW = LocalClock("Europe/Warsaw")
+SECOND = dt.timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("wall", "expected"),
+    [
+        ("2024-03-31 01:59:59", "2024-03-31T00:59:59+00:00"),  # last CET second
+        ("2024-03-31 02:30:00", "2024-03-31T01:30:00+00:00"),  # skipped: moves forward by 1 h
+        ("2024-03-31 03:00", "2024-03-31T01:00:00+00:00"),  # first CEST minute
+        ("2024-10-27 02:30", "2024-10-27T00:30:00+00:00"),  # repeated: first occurrence
+        ("2024-10-27 03:00:00", "2024-10-27T02:00:00+00:00"),
+        ("2024-07-07 11:08", "2024-07-07T09:08:00+00:00"),  # the docs' example, summer
+        ("2024/12/10 14:20:50", "2024-12-10T13:20:50+00:00"),  # ECSS format, winter
+    ],
+)
+def test_wall_to_utc_conventions(wall: str, expected: str) -> None:
+    assert WARSAW.wall_text_to_utc_iso(wall) == expected
+
+
+def test_empty_wall_time_is_null() -> None:
+    assert WARSAW.wall_text_to_utc_iso("") is None
+    assert WARSAW.wall_text_to_utc_iso(None) is None
+
+
+def test_unknown_zone_is_a_clear_error() -> None:
+    with pytest.raises(UnknownTimezoneError, match="Europe/Warsw"):
+        LocalClock("Europe/Warsw")
+
+
+def test_parse_utc_accepts_z_and_naive() -> None:
+    assert parse_utc("2024-01-01T00:00:00Z") == dt.datetime(2024, 1, 1, tzinfo=UTC)
+    assert parse_utc("2024-01-01T01:00:00+01:00") == dt.datetime(2024, 1, 1, tzinfo=UTC)
+    assert parse_utc("2024-01-01 00:00:00") == dt.datetime(2024, 1, 1, tzinfo=UTC)
+
+
+instants = st.datetimes(
+    min_value=dt.datetime(2024, 1, 1), max_value=dt.datetime(2025, 1, 1), timezones=st.just(UTC)
+).map(lambda d: d.replace(microsecond=0))
+
+
+@settings(max_examples=400, deadline=None)
+@given(instants)
+def test_every_instant_round_trips_except_the_repeated_hour(instant: dt.datetime) -> None:
+    wall = WARSAW.to_wall(instant)
+    back = WARSAW.to_utc(wall)
+    if back != instant:
+        # only the second occurrence of a repeated hour maps to its first occurrence
+        assert instant.astimezone(WARSAW.zone).fold == 1
+        assert instant - back == dt.timedelta(hours=1)
+
+
+def _dst_edges() -> st.SearchStrategy[dt.datetime]:
+    edges = [dt.datetime(2024, 3, 31, 1, tzinfo=UTC), dt.datetime(2024, 10, 27, 1, tzinfo=UTC)]
+    return st.sampled_from(edges).flatmap(
+        lambda e: st.integers(-3 * 3600, 3 * 3600).map(lambda s: e + dt.timedelta(seconds=s))
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(_dst_edges(), _dst_edges())
+def test_wall_range_is_the_exact_preimage_of_a_window(a: dt.datetime, b: dt.datetime) -> None:
+    start, end = min(a, b), max(a, b)
+    if start == end:
+        return
+    lo, hi = WARSAW.wall_range(start, end)
+    # lo is the first wall second converting into the window, hi the last one
+    assert WARSAW.to_utc(lo) >= start
+    assert WARSAW.to_utc(lo - SECOND) < start
+    assert WARSAW.to_utc(hi) < end
+    assert WARSAW.to_utc(hi + SECOND) >= end
+
+
+def test_window_ending_in_the_second_occurrence_asks_for_the_whole_repeated_hour() -> None:
+    # 01:30Z is 02:30 CET, the second time 02:30 is shown; records stamped 02:45 convert
+    # to the first occurrence (00:45Z), which is inside this window
+    lo, hi = WARSAW.wall_range(
+        dt.datetime(2024, 10, 27, 0, 0, tzinfo=UTC), dt.datetime(2024, 10, 27, 1, 30, tzinfo=UTC)
+    )
+    assert lo == dt.datetime(2024, 10, 27, 2, 0)
+    assert hi == dt.datetime(2024, 10, 27, 2, 59, 59)
+
+
+def test_window_starting_at_the_spring_jump_includes_the_skipped_wall_times() -> None:
+    lo, hi = WARSAW.wall_range(
+        dt.datetime(2024, 3, 31, 1, 0, tzinfo=UTC), dt.datetime(2024, 3, 31, 2, 0, tzinfo=UTC)
+    )
+    assert lo == dt.datetime(2024, 3, 31, 2, 0)
+    assert hi == dt.datetime(2024, 3, 31, 3, 59, 59)
+
+
+def test_format_utc_has_an_explicit_offset() -> None:
+    assert format_utc(dt.datetime(2024, 3, 31, 0, 30, tzinfo=UTC)) == "2024-03-31T00:30:00+00:00"
