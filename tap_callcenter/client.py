@@ -19,13 +19,14 @@ import datetime as dt
 import logging
 import random
 import typing as t
-from importlib import resources
 
 import backoff
 import requests
+from singer_sdk import SchemaDirectory, StreamSchema
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 
+from tap_callcenter import schemas
 from tap_callcenter.errors import CallcenterError, describe_request
 from tap_callcenter.pagination import attach_payload, payload_of
 from tap_callcenter.timeconv import format_utc, parse_utc
@@ -39,7 +40,6 @@ if t.TYPE_CHECKING:
 
     from tap_callcenter.settings import SyncSettings
 
-SCHEMAS = resources.files("tap_callcenter") / "schemas"
 
 #: Failures worth another try: server-side trouble, throttling, and the network.
 RETRIABLE_EXCEPTIONS = (
@@ -100,10 +100,8 @@ class CallcenterStream(RESTStream):
         """This provider's config block."""
         return t.cast("t.Mapping[str, t.Any]", self.config[self.provider])
 
-    @property
-    def schema_filepath(self) -> t.Any:
-        """One JSON schema file per stream, named after it."""
-        return SCHEMAS / f"{self.name}.json"
+    #: One JSON schema file per stream in ``schemas/``, named after the stream.
+    schema = StreamSchema(SchemaDirectory(schemas))
 
     # ----------------------------------------------------------------- the engine
 

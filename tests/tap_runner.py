@@ -46,7 +46,7 @@ class TapRun:
         return state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
 
 
-def _parse(stdout: str) -> list[dict]:
+def parse_messages(stdout: str) -> list[dict]:
     messages = []
     for raw in stdout.splitlines():
         line = raw.strip()
@@ -55,7 +55,7 @@ def _parse(stdout: str) -> list[dict]:
     return messages
 
 
-def _write(tmp: Path, name: str, data: dict | None) -> list[str]:
+def write_json_arg(tmp: Path, name: str, data: dict | None) -> list[str]:
     if data is None:
         return []
     path = tmp / f"{name}.json"
@@ -75,8 +75,12 @@ def run_tap(
     """Run a sync (or another command via ``extra_args``) to completion."""
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        args = [*TAP_COMMAND, *_write(tmp, "config", config), *_write(tmp, "state", state)]
-        args += [*_write(tmp, "catalog", catalog), *extra_args]
+        args = [
+            *TAP_COMMAND,
+            *write_json_arg(tmp, "config", config),
+            *write_json_arg(tmp, "state", state),
+        ]
+        args += [*write_json_arg(tmp, "catalog", catalog), *extra_args]
         proc = subprocess.run(
             args,
             capture_output=True,
@@ -85,7 +89,7 @@ def run_tap(
             env={**os.environ, **(env or {})},
             check=False,
         )
-    messages = _parse(proc.stdout) if not extra_args else []
+    messages = parse_messages(proc.stdout) if not extra_args else []
     return TapRun(proc.returncode, proc.stdout, proc.stderr, messages)
 
 
@@ -102,7 +106,11 @@ def run_tap_until_killed(
     """
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        args = [*TAP_COMMAND, *_write(tmp, "config", config), *_write(tmp, "state", state)]
+        args = [
+            *TAP_COMMAND,
+            *write_json_arg(tmp, "config", config),
+            *write_json_arg(tmp, "state", state),
+        ]
         err_path = tmp / "stderr.txt"
         with err_path.open("w") as err:
             proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
@@ -119,4 +127,4 @@ def run_tap_until_killed(
             proc.wait(timeout=timeout)
         stderr = err_path.read_text()
     stdout = "".join(lines)
-    return TapRun(proc.returncode, stdout, stderr, _parse(stdout))
+    return TapRun(proc.returncode, stdout, stderr, parse_messages(stdout))

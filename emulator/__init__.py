@@ -1,0 +1,23 @@
+"""HTTP emulator of the call-center APIs (Thulium now; Conpeek and ECSS plug in next).
+
+Importing a provider module registers it; add new providers to the import list below.
+"""
+
+from emulator import thulium
+from emulator.base import Provider, Request, Response, register_provider
+from emulator.faults import FaultConfig, FaultInjector
+from emulator.server import Emulator
+from emulator.thulium import ThuliumConfig, ThuliumProvider
+
+__all__ = [
+    "Emulator",
+    "FaultConfig",
+    "FaultInjector",
+    "Provider",
+    "Request",
+    "Response",
+    "ThuliumConfig",
+    "ThuliumProvider",
+    "register_provider",
+    "thulium",
+]

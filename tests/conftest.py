@@ -1,0 +1,61 @@
+"""Shared fixtures: a live emulator on loopback and tap configs pointing at it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+
+from emulator import Emulator, ThuliumConfig
+
+#: Both daylight-saving edges of Europe/Warsaw in 2024, as the emulator seeds them.
+SPRING = ("2024-03-30T00:00:00+00:00", "2024-04-01T00:00:00+00:00")
+AUTUMN = ("2024-10-26T00:00:00+00:00", "2024-10-28T00:00:00+00:00")
+
+#: Fast retries so fault tests take seconds; the tap's defaults are gentler.
+FAST_HTTP = {"backoff_factor": 0.05, "backoff_max_wait": 1, "max_tries": 5, "request_timeout": 3}
+
+
+def utc(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def thulium_config(emu: Emulator, start: str, end: str, **overrides: object) -> dict:
+    """A tap config for the emulator's Thulium between ``start`` and ``end``."""
+    config: dict = {
+        "start_date": start,
+        "end_date": end,
+        "window_days": 0.5,
+        "thulium": {
+            "api_url": emu.thulium_api_url,
+            "username": emu.thulium.config.username,
+            "password": emu.thulium.config.password,
+            "timezone": "Europe/Warsaw",
+        },
+        **FAST_HTTP,
+    }
+    config.update(overrides)
+    return config
+
+
+def expected_keys(emu: Emulator, stream: str, start: str, end: str, field: str) -> dict:
+    """Records the emulator holds whose ``field`` (UTC, by convention) is in [start, end)."""
+    lower, upper = utc(start), utc(end)
+    found = {}
+    for item in emu.thulium.expected(stream):
+        instant = utc(item["expected_fields"][field])
+        if lower <= instant < upper:
+            found[tuple(item["key"])] = item
+    return found
+
+
+@pytest.fixture
+def thulium_emulator() -> Iterator[Emulator]:
+    """A fresh emulator per test: tests mutate data and faults."""
+    emu = Emulator(seed=7, port=0, thulium=ThuliumConfig(connections=6000))
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()

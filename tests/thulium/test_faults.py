@@ -1,0 +1,169 @@
+"""Each fault knob of the emulator is survived; bad input ends in one clear error."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SPRING, expected_keys, thulium_config
+from tests.tap_runner import TAP_COMMAND, TapRun, parse_messages, run_tap, write_json_arg
+from tests.thulium.test_sync import assert_complete_and_correct
+
+START, END = SPRING
+
+
+@pytest.mark.parametrize(
+    ("knobs", "log_needle"),
+    [
+        ({"unavailable_next": 3}, "HTTP 503"),
+        ({"drop_next": 3}, "dropped"),
+        ({"truncate_next": 2}, "retrying"),
+        ({"malformed_next": 2}, "not the expected JSON"),
+        ({"slow_next": 1, "slow_seconds": 4}, "timeout"),
+        ({"unavailable_every": 4, "drop_every": 7, "truncate_every": 9}, "retrying"),
+    ],
+    ids=[
+        "503-burst",
+        "dropped-connections",
+        "truncated-bodies",
+        "malformed-bodies",
+        "slower-than-timeout",
+        "mixed",
+    ],
+)
+def test_transient_faults_are_retried_and_nothing_is_lost(
+    thulium_emulator, knobs, log_needle
+) -> None:
+    for name, value in knobs.items():
+        setattr(thulium_emulator.faults, name, value)
+    run = run_tap(thulium_config(thulium_emulator, START, END, request_timeout=2))
+    assert_complete_and_correct(thulium_emulator, run, START, END)
+    assert log_needle in run.stderr
+
+
+def test_429_waits_as_long_as_retry_after_says(thulium_emulator) -> None:
+    emu = thulium_emulator
+    emu.faults.rate_limit_next = 2
+    emu.faults.retry_after_seconds = 1
+    run = run_tap(thulium_config(emu, START, END))  # backoff_factor 0.05 s on its own
+    assert_complete_and_correct(emu, run, START, END)
+    log = [e for e in emu.requests_log if "/thulium/" in e["path"]]
+    limited = [i for i, e in enumerate(log) if e["status"] == 429]
+    assert len(limited) == 2
+    for i in limited:
+        assert log[i + 1]["ts"] - log[i]["ts"] >= 0.95, "Retry-After was not honoured"
+
+
+def test_records_inserted_while_paging_are_not_duplicated(thulium_emulator) -> None:
+    emu = thulium_emulator
+    before = {tuple(i["key"]) for i in emu.thulium.expected("connections")}
+    emu.thulium.insert_while_paging = 2
+    run = run_tap(thulium_config(emu, START, END, window_days=1))
+    assert run.returncode == 0, run.stderr[-2000:]
+    keys = [r["connection_id"] for r in run.records["thulium_connections"]]
+    assert len(keys) == len(set(keys)), "a shifted page produced duplicates"
+    # everything that existed before the run is there
+    emu.thulium.insert_while_paging = 0
+    original = {k for k in expected_keys(emu, "connections", START, END, "date") if k in before}
+    assert original <= {(k,) for k in keys}
+    assert "repeat(s) dropped" in run.stderr
+    assert any(
+        " 0 repeat(s)" not in line
+        for line in run.stderr.splitlines()
+        if "repeat(s) dropped" in line
+    )
+
+
+def test_emulator_restart_mid_sync_is_survived(thulium_emulator) -> None:
+    emu = thulium_emulator
+    emu.faults.latency_ms = 20
+    config = thulium_config(emu, START, END, window_days=0.125, backoff_factor=0.3, max_tries=8)
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [*TAP_COMMAND, *write_json_arg(Path(tmp), "config", config)]
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        restarter = threading.Timer(0.8, lambda: (emu.stop(), time.sleep(1.0), emu.start()))
+        restarter.start()
+        out, err = proc.communicate(timeout=240)
+        restarter.join()
+    run = TapRun(proc.returncode, out, err, parse_messages(out))
+    assert_complete_and_correct(emu, run, START, END)
+    assert "retrying" in err
+
+
+def _assert_clean_error(run, *needles: str, secret: str) -> None:
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "Traceback" not in run.stderr
+    assert secret not in run.stdout + run.stderr
+    last = [line for line in run.stderr.splitlines() if "ERROR" in line][-1]
+    for needle in needles:
+        assert needle in last, last
+
+
+def test_wrong_password_names_provider_stream_and_path(thulium_emulator) -> None:
+    config = thulium_config(thulium_emulator, START, END)
+    config["thulium"]["password"] = "Wrong-Secret-Value-77"
+    run = run_tap(config)
+    _assert_clean_error(
+        run,
+        "thulium",
+        "thulium_connections",
+        "GET /thulium/api/connections",
+        "401",
+        "thulium.password",
+        secret="Wrong-Secret-Value-77",
+    )
+    assert not run.records  # nothing emitted, nothing lost: the state is untouched
+    assert "***" not in run.stdout
+
+
+def test_body_that_stays_malformed_fails_clearly(thulium_emulator) -> None:
+    thulium_emulator.faults.malformed_next = -1
+    config = thulium_config(thulium_emulator, START, END, max_tries=3)
+    run = run_tap(config)
+    _assert_clean_error(
+        run,
+        "thulium_connections",
+        "gave up after 3 attempts",
+        "not the expected JSON",
+        secret=config["thulium"]["password"],
+    )
+
+
+def test_endless_429_gives_up_with_a_clear_error(thulium_emulator) -> None:
+    thulium_emulator.faults.rate_limit_next = -1
+    thulium_emulator.faults.retry_after_seconds = 0
+    config = thulium_config(thulium_emulator, START, END, max_tries=3)
+    run = run_tap(config)
+    _assert_clean_error(
+        run, "thulium_connections", "HTTP 429", secret=config["thulium"]["password"]
+    )
+
+
+def test_failure_mid_run_leaves_a_state_that_resumes_without_loss(thulium_emulator) -> None:
+    emu = thulium_emulator
+    config = thulium_config(emu, START, END, window_days=0.125, max_tries=2)
+    emu.faults.latency_ms = 15
+
+    def break_server() -> None:
+        emu.faults.malformed_next = -1
+
+    timer = threading.Timer(0.8, break_server)
+    timer.start()
+    failed = run_tap(config)
+    timer.join()
+    assert failed.returncode == 1
+    state = failed.last_state
+    assert state and failed.bookmark("thulium_connections"), "no window completed before the fault"
+
+    emu.faults.reset()
+    emu.faults.latency_ms = 0
+    resumed = run_tap(config, state=state)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    got = {(r["connection_id"],) for r in failed.records["thulium_connections"]}
+    got |= {(r["connection_id"],) for r in resumed.records["thulium_connections"]}
+    assert got == set(expected_keys(emu, "connections", START, END, "date"))
