@@ -47,7 +47,7 @@ def summarize(title: str, messages: list[dict]) -> dict | None:
     print(f"\n== {title}")
     for stream, count in sorted(Counter(m["stream"] for m in records).items()):
         print(f"  {stream:24} {count:7,d} records")
-    samples = {}
+    samples: dict[str, dict] = {}
     for m in records:
         samples.setdefault(m["stream"], m["record"])
     for stream, record in samples.items():
