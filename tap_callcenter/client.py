@@ -41,6 +41,9 @@ if t.TYPE_CHECKING:
     from tap_callcenter.settings import SyncSettings
 
 
+#: State key of the main bookmark (the SDK's name for it).
+BOOKMARK = "replication_key_value"
+
 #: Failures worth another try: server-side trouble, throttling, and the network.
 RETRIABLE_EXCEPTIONS = (
     RetriableAPIError,
@@ -105,12 +108,12 @@ class CallcenterStream(RESTStream):
 
     # ----------------------------------------------------------------- the engine
 
-    def sync_windows(self) -> list[Window]:
+    def sync_windows(self, bookmark_key: str = BOOKMARK) -> list[Window]:
         """The windows this run covers: from the bookmark minus lookback (or
         ``start_date``) to ``end_date`` (default: now at sync start)."""
         settings = self.settings
         start = settings.start_date
-        bookmark = self._bookmark()
+        bookmark = self.bookmark(bookmark_key)
         if bookmark is not None:
             start = max(start, bookmark - settings.lookback)
         windows = split_windows(start, settings.end_date, settings.window)
@@ -124,10 +127,11 @@ class CallcenterStream(RESTStream):
         )
         return windows
 
-    def _bookmark(self) -> dt.datetime | None:
+    def bookmark(self, key: str = BOOKMARK) -> dt.datetime | None:
+        """A bookmark from the stream's state (the main one by default), in UTC."""
         state = self.stream_state
-        value = state.get("replication_key_value")
-        if not value or state.get("replication_key") != self.replication_key:
+        value = state.get(key)
+        if not value or (key == BOOKMARK and state.get("replication_key") != self.replication_key):
             return None
         return parse_utc(str(value))
 
@@ -137,20 +141,24 @@ class CallcenterStream(RESTStream):
             yield from self.window_records(window)
             self.finalize_window(window)
 
-    def window_records(self, window: Window) -> Iterable[dict[str, t.Any]]:
-        """One window's records: inside the window, each primary key once."""
+    def window_records(
+        self, window: Window, field: str | None = None
+    ) -> Iterable[dict[str, t.Any]]:
+        """One window's records: ``field`` (default: the replication key) inside the
+        window, each primary key once."""
+        field = field or self.replication_key
         lower, upper = format_utc(window.start), format_utc(window.end)
         key_fields = tuple(self.primary_keys or ())
         seen: set[tuple[t.Any, ...]] = set()
         outside = duplicates = missing_key = 0
-        for record in self.fetch_window(window):
-            value = record.get(self.replication_key) if self.replication_key else None
+        for record in self.fetch_window(window, field):
+            value = record.get(field) if field else None
             if value is None:
                 missing_key += 1
             elif not lower <= value < upper:  # canonical UTC ISO strings sort as instants
                 outside += 1
                 continue
-            key = tuple(record.get(field) for field in key_fields)
+            key = tuple(record.get(name) for name in key_fields)
             if key in seen:
                 duplicates += 1
                 continue
@@ -162,7 +170,7 @@ class CallcenterStream(RESTStream):
                 self.name,
                 missing_key,
                 window,
-                self.replication_key,
+                field,
             )
         self.logger.info(
             "%s: window %s done: %d record(s), %d repeat(s) dropped, %d neighbour(s) "
@@ -174,23 +182,25 @@ class CallcenterStream(RESTStream):
             outside,
         )
 
-    def fetch_window(self, window: Window) -> Iterable[dict[str, t.Any]]:
-        """Every record the API returns for ``window`` (all pages), already transformed."""
-        return self.request_records(window.as_context())
+    def fetch_window(self, window: Window, field: str | None) -> Iterable[dict[str, t.Any]]:
+        """Every record the API returns for ``window`` on ``field`` (all pages),
+        transformed. The SDK request context carries both to ``get_url_params``."""
+        return self.request_records({**window.as_context(), "field": field})
 
-    def finalize_window(self, window: Window) -> None:
-        """Move the bookmark to the end of a completed window and emit STATE.
+    def finalize_window(self, window: Window, bookmark_key: str = BOOKMARK) -> None:
+        """Move a bookmark to the end of a completed window and emit STATE.
 
         The bookmark never goes backwards (a lookback window may end before the old
         bookmark, and the old one is still valid) and never passes what was emitted.
         """
         state = self.stream_state
         new_value = window.end
-        old_value = self._bookmark()
+        old_value = self.bookmark(bookmark_key)
         if old_value is not None and old_value > new_value:
             new_value = old_value
-        state["replication_key"] = self.replication_key
-        state["replication_key_value"] = format_utc(new_value)
+        if bookmark_key == BOOKMARK:
+            state["replication_key"] = self.replication_key
+        state[bookmark_key] = format_utc(new_value)
         self._finalize_state(state)
         self._write_state_message()
 

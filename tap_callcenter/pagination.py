@@ -54,3 +54,28 @@ class CountOffsetPaginator(BaseAPIPaginator[int]):
 
     def get_next(self, response: requests.Response) -> int:
         return self.current_value + self._received(response)
+
+
+class ShortPagePaginator(BaseAPIPaginator[int]):
+    """Offset paging without a total (Conpeek): the next offset is the previous one plus
+    the records received; only an empty page ends it.
+
+    The API documents that the last page is shorter than ``limit``, but a server that
+    caps ``limit`` below what was asked (500 asked, 100 given) also sends short pages
+    that are not the last. Treating a short page as the end would silently lose the
+    rest, so a short page is confirmed by one more request, which comes back empty:
+    one extra request per window, bought for never losing records.
+    """
+
+    def __init__(self, records_key: str = "data") -> None:
+        super().__init__(0)
+        self._records_key = records_key
+
+    def _received(self, response: requests.Response) -> int:
+        return len(payload_of(response).get(self._records_key) or [])
+
+    def has_more(self, response: requests.Response) -> bool:
+        return self._received(response) > 0
+
+    def get_next(self, response: requests.Response) -> int:
+        return self.current_value + self._received(response)

@@ -11,7 +11,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_callcenter import thulium
+from tap_callcenter import conpeek, thulium
 from tap_callcenter.errors import (
     CallcenterError,
     collect_secrets,
@@ -114,6 +114,7 @@ CONFIG_SCHEMA["additionalProperties"] = False  # a typo must not silently disabl
 
 #: Streams of each provider, discovered only when its config block is present.
 PROVIDER_STREAMS: dict[str, list[type[Stream]]] = {
+    "conpeek": [conpeek.CdrDialogStream, conpeek.VoiceCampaignRequestSummaryStream],
     "thulium": [thulium.ConnectionsStream, thulium.RecordingsStream],
 }
 

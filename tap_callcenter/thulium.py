@@ -16,6 +16,7 @@ from functools import cached_property
 from requests.auth import HTTPBasicAuth
 
 from tap_callcenter.client import CallcenterStream
+from tap_callcenter.coerce import optional_int
 from tap_callcenter.pagination import CountOffsetPaginator
 from tap_callcenter.timeconv import LocalClock
 from tap_callcenter.windows import Window
@@ -28,17 +29,6 @@ if t.TYPE_CHECKING:
 
 PAGE_SIZE = 100
 _WALL_FORMAT = "%Y-%m-%d %H:%M"
-
-
-def optional_int(value: t.Any) -> t.Any:
-    """Ids that may come as ``""``: empty -> None, digit strings -> int, else as is."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        stripped = value.strip()
-        if stripped.lstrip("-").isdigit():
-            return int(stripped)
-    return value
 
 
 class ThuliumStream(CallcenterStream):

@@ -83,13 +83,21 @@ class LocalClock:
         return instant.astimezone(self.zone).replace(tzinfo=None, fold=0)
 
     def wall_text_to_utc_iso(self, text: str | None) -> str | None:
-        """Provider wall-clock string -> UTC ISO string; empty or missing -> None."""
+        """Provider wall-clock string -> UTC ISO string; empty or missing -> None.
+
+        Raises ``ValueError`` for text that is no date-time at all.
+        """
         if not text:
             return None
         return self._cached_iso(text)
 
     def _wall_text_to_iso(self, text: str) -> str:
-        return format_utc(self.to_utc(parse_wall(text)))
+        try:
+            return format_utc(self.to_utc(parse_wall(text)))
+        except ValueError:
+            # an ISO 8601 value: honour its offset if it has one, else it is wall time
+            value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return format_utc(value if value.tzinfo else self.to_utc(value))
 
     def wall_range(
         self,
