@@ -248,9 +248,7 @@ class CallcenterStream(RESTStream):
     def backoff_handler(self, details: Details) -> None:
         """One warning line per retry: what failed and when the next try is."""
         exc = details.get("exception")
-        args = details.get("args") or ()
-        request = args[0] if args else None
-        target = describe_request(request.method or "GET", request.url or "") if request else ""
+        target = self.describe_attempt(tuple(details.get("args") or ())) or ""
         self.logger.warning(
             "%s: retrying %s in %.1f s (attempt %d of %d failed): %s",
             self.name,
@@ -277,30 +275,37 @@ class CallcenterStream(RESTStream):
             logger=None,
         )(func)
 
-        def request(prepared: requests.PreparedRequest, context: Context | None) -> t.Any:
+        def request(*args: t.Any) -> t.Any:
             try:
-                return retrying(prepared, context)
+                return retrying(*args)
             except CallcenterError:
                 raise
             except (RetriableAPIError, requests.RequestException, ConnectionError) as exc:
                 raise self.fail(
                     f"gave up after {self.backoff_max_tries()} attempts: {_short_reason(exc)}",
-                    prepared,
+                    self.describe_attempt(args),
                 ) from None
             except FatalAPIError as exc:
-                raise self.fail(str(exc), prepared) from None
+                raise self.fail(str(exc), self.describe_attempt(args)) from None
 
         return request
+
+    def describe_attempt(self, args: tuple[t.Any, ...]) -> str | None:
+        """The request a retried call makes (its first argument), for logs and errors."""
+        request = args[0] if args else None
+        if isinstance(request, (requests.PreparedRequest, requests.Request)):
+            return describe_request(request.method or "GET", request.url or "")
+        return None
 
     def fail(
         self,
         message: str,
-        request: requests.PreparedRequest | requests.Request | None = None,
+        request: requests.PreparedRequest | requests.Request | str | None = None,
         hint: str | None = None,
     ) -> CallcenterError:
         """A :class:`CallcenterError` for this provider and stream."""
-        described = None
-        if request is not None:
+        described = request if isinstance(request, str) or request is None else None
+        if isinstance(request, (requests.PreparedRequest, requests.Request)):
             described = describe_request(request.method or "GET", request.url or "")
         return CallcenterError(
             message, provider=self.provider, stream=self.name, request=described, hint=hint

@@ -79,3 +79,31 @@ class ShortPagePaginator(BaseAPIPaginator[int]):
 
     def get_next(self, response: requests.Response) -> int:
         return self.current_value + self._received(response)
+
+
+class RepeatedTagError(ValueError):
+    """The server sent back a paging tag it had already given in this window."""
+
+
+class TagPaginator(BaseAPIPaginator["str | None"]):
+    """ECSS's opaque ``tag`` cursor: send back the tag of the previous page.
+
+    The page (an ``ecss.xml.Page``) rides on the response. No tag or an empty page ends
+    the window; a tag seen before in the same window is an error, never a loop (the
+    SDK only notices two identical tags in a row).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self._seen: set[str] = set()
+
+    def has_more(self, response: requests.Response) -> bool:
+        page = payload_of(response)
+        return bool(page.tag) and bool(page.records)
+
+    def get_next(self, response: requests.Response) -> str | None:
+        tag: str = payload_of(response).tag
+        if tag in self._seen:
+            raise RepeatedTagError(tag)
+        self._seen.add(tag)
+        return tag

@@ -98,6 +98,13 @@ def semantic_errors(config: Mapping) -> list[str]:
                 load_zone(str(block["timezone"]))
             except UnknownTimezoneError as exc:
                 errors.append(f"setting '{provider}.timezone': {exc}")
+    ecss = config.get("ecss")
+    if (
+        isinstance(ecss, Mapping)
+        and ecss.get("transport") == "websocket"
+        and not ecss.get("ws_url")
+    ):
+        errors.append("setting 'ecss.ws_url' is required when 'ecss.transport' is 'websocket'")
     if not any(isinstance(config.get(p), Mapping) for p in PROVIDERS):
         errors.append(
             "no provider configured: add at least one of the blocks 'conpeek', 'thulium' or 'ecss'"

@@ -11,7 +11,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError
 
-from tap_callcenter import conpeek, thulium
+from tap_callcenter import conpeek, ecss, thulium
 from tap_callcenter.errors import (
     CallcenterError,
     collect_secrets,
@@ -109,6 +109,57 @@ CONFIG_SCHEMA = th.PropertiesList(
             description="IANA time zone of the Thulium system's wall clock.",
         ),
     ),
+    _provider_block(
+        "ecss",
+        "Eltex ECSS-10 call-center module: stream ecss_operator_call_history.",
+        th.Property(
+            "api_url",
+            th.StringType,
+            required=True,
+            description="HTTP base of the ECSS API, e.g. http://<host>:8086",
+        ),
+        th.Property("domain", th.StringType, required=True, description="ECSS virtual PBX domain."),
+        th.Property("client_id", th.StringType, required=True, description="API client id."),
+        th.Property(
+            "api_key",
+            th.StringType,
+            required=True,
+            secret=True,
+            description="API key for the login.",
+        ),
+        th.Property(
+            "phone_number",
+            th.StringType,
+            required=True,
+            description="The operator's phone number whose call history is read.",
+        ),
+        th.Property(
+            "transport",
+            th.StringType(allowed_values=["http", "websocket"]),
+            default="http",
+            description="http (XML over HTTP) or websocket (the framed JSON protocol).",
+        ),
+        th.Property(
+            "ws_url",
+            th.StringType,
+            description="Websocket URL, e.g. ws://<host>:8091 (required for websocket).",
+        ),
+        th.Property(
+            "timezone",
+            th.StringType,
+            required=True,
+            description=(
+                "IANA time zone of the ECSS server's clock (required: a wrong guess "
+                "would silently shift every call)."
+            ),
+        ),
+        th.Property(
+            "page_size",
+            th.IntegerType,
+            default=100,
+            description="Records asked for per page (the server may give fewer).",
+        ),
+    ),
 ).to_dict()
 CONFIG_SCHEMA["additionalProperties"] = False  # a typo must not silently disable a provider
 
@@ -116,6 +167,7 @@ CONFIG_SCHEMA["additionalProperties"] = False  # a typo must not silently disabl
 PROVIDER_STREAMS: dict[str, list[type[Stream]]] = {
     "conpeek": [conpeek.CdrDialogStream, conpeek.VoiceCampaignRequestSummaryStream],
     "thulium": [thulium.ConnectionsStream, thulium.RecordingsStream],
+    "ecss": [ecss.OperatorCallHistoryStream],
 }
 
 

@@ -1,0 +1,138 @@
+"""``ecss_operator_call_history``: the operator's call history, paged by an opaque tag.
+
+Each window is asked for with ``from_date``/``to_date`` in the server's local time
+(``ecss.timezone``), both inclusive to the second: the wall-clock range that covers the
+window exactly (``LocalClock.wall_range``). The first request has ``offset`` 0 and
+``limit``; each next one sends back the previous page's ``tag`` (``TagPaginator``).
+"""
+
+from __future__ import annotations
+
+import typing as t
+from functools import cached_property
+
+from tap_callcenter.client import CallcenterStream
+from tap_callcenter.coerce import optional_int, optional_str
+from tap_callcenter.ecss.transport import EcssTransport, HttpTransport, WebsocketTransport
+from tap_callcenter.ecss.xml import (
+    DURATION_ATTRIBUTES,
+    OPTIONAL_ATTRIBUTES,
+    TIME_ATTRIBUTES,
+    EcssErrorAnswer,
+    Page,
+    parse_xml,
+    read_answer,
+)
+from tap_callcenter.pagination import RepeatedTagError, TagPaginator, payload_of
+from tap_callcenter.timeconv import LocalClock
+from tap_callcenter.windows import Window
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import requests
+    from singer_sdk.helpers.types import Context
+
+ECSS_TIME_FORMAT = "%Y/%m/%d %H:%M:%S"
+DEFAULT_PAGE_SIZE = 100
+
+
+class OperatorCallHistoryStream(CallcenterStream):
+    """Calls of the operator, newest first, by call start."""
+
+    name = "ecss_operator_call_history"
+    provider = "ecss"
+    path = "/operator_call_history"
+    primary_keys = ("call_ref",)
+    replication_key = "start_time"
+    body_format = "XML"
+    auth_hint = "Check the settings ecss.client_id, ecss.api_key and ecss.phone_number"
+
+    @property
+    def url_base(self) -> str:
+        """``{api_url}/{domain}/service/cc/arm``: login and commands live under it."""
+        config = self.provider_config
+        return f"{str(config['api_url']).rstrip('/')}/{config['domain']}/service/cc/arm"
+
+    @cached_property
+    def clock(self) -> LocalClock:
+        """The server's wall clock (``ecss.timezone``, required)."""
+        return LocalClock(str(self.provider_config["timezone"]))
+
+    @cached_property
+    def transport(self) -> EcssTransport:
+        """HTTP or websocket, as ``ecss.transport`` says."""
+        if self.provider_config.get("transport", "http") == "websocket":
+            return WebsocketTransport(self)
+        return HttpTransport(self)
+
+    def window_filters(self, window: Window) -> dict[str, str]:
+        """First-page filters of a window: inclusive local bounds, offset 0, limit."""
+        lo, hi = self.clock.wall_range(window.start, window.end)
+        return {
+            "offset": "0",
+            "limit": str(self.provider_config.get("page_size") or DEFAULT_PAGE_SIZE),
+            "from_date": lo.strftime(ECSS_TIME_FORMAT),
+            "to_date": hi.strftime(ECSS_TIME_FORMAT),
+        }
+
+    def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """Every page of one window, following the tag."""
+        first = self.window_filters(Window.from_context(dict(context or {})))
+        paginator = TagPaginator()
+        fetch = self.request_decorator(self._fetch_page)
+        while not paginator.finished:
+            filters = dict(first)
+            if paginator.current_value:
+                filters["tag"] = paginator.current_value
+            response = fetch(filters, context)
+            page: Page = payload_of(response)
+            for record in page.records:
+                yield self.transform_record(record)
+            try:
+                paginator.advance(response)
+            except RepeatedTagError as exc:
+                raise self.fail(
+                    f"the server sent a paging tag it had already sent in this window "
+                    f"({str(exc)[:60]}…); stopping instead of looping",
+                    self.transport.describe(filters),
+                ) from None
+
+    def _fetch_page(self, filters: dict[str, str], context: Context | None) -> requests.Response:
+        return self.transport.fetch(filters)
+
+    def describe_attempt(self, args: tuple[t.Any, ...]) -> str | None:
+        """Retry log and final errors name the command and its filters."""
+        return self.transport.describe(args[0]) if args else None
+
+    # ------------------------------------------------------------- responses
+
+    def decode_body(self, response: requests.Response) -> t.Any:
+        """XML -> Page; an ``<error>`` answer is fatal with its code and text."""
+        try:
+            return read_answer(parse_xml(response.content))
+        except EcssErrorAnswer as exc:
+            raise self.fail(f"the server answered with an error: {exc}", response.request) from None
+
+    def api_error_message(self, response: requests.Response) -> str:
+        """The ``<error>`` code and text when the body has one."""
+        try:
+            read_answer(parse_xml(response.content))
+        except EcssErrorAnswer as exc:
+            return str(exc)
+        except ValueError:
+            pass
+        return super().api_error_message(response)
+
+    def transform_record(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        to_utc = self.clock.wall_text_to_utc_iso
+        for name in OPTIONAL_ATTRIBUTES:
+            if name in record:
+                record[name] = optional_str(record[name])
+        for name in TIME_ATTRIBUTES:
+            if name in record:
+                record[name] = to_utc(record[name])
+        for name in DURATION_ATTRIBUTES:
+            if name in record:
+                record[name] = optional_int(record[name])
+        return record

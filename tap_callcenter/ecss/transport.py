@@ -1,0 +1,215 @@
+"""How ECSS requests travel: HTTP (XML body, session cookie) or the websocket.
+
+Both transports log in over HTTP, keep the session cookie, renew the session once when
+the server answers 403 (sessions expire), and return the answer as a ``requests.Response``
+carrying the decoded :class:`~tap_callcenter.ecss.xml.Page`, so the stream's paging and
+retry code is the same for both. Transient trouble is raised as the exceptions the retry
+loop retries; fatal trouble as ``CallcenterError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import typing as t
+from urllib.parse import urlsplit
+
+import requests
+import websocket
+from singer_sdk.exceptions import RetriableAPIError
+
+from tap_callcenter.ecss import frames
+from tap_callcenter.ecss.xml import (
+    EcssErrorAnswer,
+    build_request,
+    element_to_json,
+    json_to_element,
+    read_answer,
+    request_bytes,
+)
+from tap_callcenter.pagination import attach_payload
+
+if t.TYPE_CHECKING:
+    from tap_callcenter.ecss.stream import OperatorCallHistoryStream
+
+COMMAND = "operator_call_history"
+
+
+class SessionRefused(Exception):
+    """The server refused the session (403): log in again, once."""
+
+
+class EcssTransport:
+    """Shared part: the HTTP login and the one-time session renewal."""
+
+    def __init__(self, stream: OperatorCallHistoryStream) -> None:
+        self.stream = stream
+        self.session = stream.requests_session
+        self.logged_in = False
+
+    @property
+    def base_url(self) -> str:
+        return self.stream.url_base
+
+    def login(self) -> None:
+        """POST the credentials as a form; the session cookie lands in the session."""
+        config = self.stream.provider_config
+        form = {k: str(config[k]) for k in ("client_id", "api_key", "phone_number")}
+        url = f"{self.base_url}/login"
+        response = self.session.post(url, data=form, timeout=self.stream.timeout)
+        if response.status_code in (401, 403):
+            raise self.stream.fail(
+                f"login refused: HTTP {response.status_code} {response.reason}: "
+                f"{self.stream.api_error_message(response)}",
+                f"POST {urlsplit(url).path}",
+                hint=self.stream.auth_hint,
+            )
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RetriableAPIError(
+                f"login: HTTP {response.status_code} {response.reason}", response
+            )
+        if response.status_code >= 400:
+            raise self.stream.fail(
+                f"login failed: HTTP {response.status_code} {response.reason}: "
+                f"{self.stream.api_error_message(response)}",
+                f"POST {urlsplit(url).path}",
+            )
+        self.logged_in = True
+
+    def fetch(self, filters: dict[str, str]) -> requests.Response:
+        """One page; on a refused session, log in again and ask once more."""
+        if not self.logged_in:
+            self.login()
+        try:
+            return self._fetch(filters)
+        except SessionRefused:
+            self.stream.logger.info("%s: session expired; logging in again", self.stream.name)
+            self.login()
+            try:
+                return self._fetch(filters)
+            except SessionRefused as exc:
+                raise self.stream.fail(
+                    f"the session was refused again right after a new login: {exc}",
+                    self.describe(filters),
+                    hint=self.stream.auth_hint,
+                ) from None
+
+    def _fetch(self, filters: dict[str, str]) -> requests.Response:
+        raise NotImplementedError
+
+    def describe(self, filters: dict[str, str]) -> str:
+        """The request, for error messages."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class HttpTransport(EcssTransport):
+    """POST the XML request to ``{api_url}/{domain}/service/cc/arm/operator_call_history``."""
+
+    def _fetch(self, filters: dict[str, str]) -> requests.Response:
+        response = self.session.post(
+            f"{self.base_url}/{COMMAND}",
+            data=request_bytes(filters),
+            headers={"Content-Type": "application/xml; charset=utf-8"},
+            timeout=self.stream.timeout,
+        )
+        if response.status_code == 403:
+            raise SessionRefused(self.stream.api_error_message(response))
+        self.stream.validate_response(response)
+        return response
+
+    def describe(self, filters: dict[str, str]) -> str:
+        path = urlsplit(f"{self.base_url}/{COMMAND}").path
+        return f"POST {path} with filters {json.dumps(filters, ensure_ascii=False)}"
+
+
+class WebsocketTransport(EcssTransport):
+    """The same command over the websocket at ``ecss.ws_url``, one connection reused."""
+
+    def __init__(self, stream: OperatorCallHistoryStream) -> None:
+        super().__init__(stream)
+        self.url = str(stream.provider_config["ws_url"])
+        self.connection: websocket.WebSocket | None = None
+        self.next_id = 0
+
+    def _connect(self) -> websocket.WebSocket:
+        if self.connection is not None and self.connection.connected:
+            return self.connection
+        cookie = "; ".join(f"{c.name}={c.value}" for c in self.session.cookies)
+        try:
+            self.connection = websocket.create_connection(
+                self.url, cookie=cookie, timeout=self.stream.timeout
+            )
+        except websocket.WebSocketBadStatusException as exc:
+            if exc.status_code in (401, 403):
+                raise SessionRefused(f"websocket handshake answered {exc.status_code}") from None
+            raise ConnectionError(f"websocket handshake failed: {exc.status_code}") from None
+        except (OSError, websocket.WebSocketException) as exc:
+            raise ConnectionError(f"websocket connection failed: {exc}") from None
+        return self.connection
+
+    def _fetch(self, filters: dict[str, str]) -> requests.Response:
+        connection = self._connect()
+        self.next_id = self.next_id % frames.MAX_REQUEST_ID + 1
+        request_id = self.next_id
+        payload = json.dumps([element_to_json(build_request(filters))], ensure_ascii=False)
+        try:
+            connection.send(frames.encode_request(request_id, COMMAND, payload))
+            frame = self._receive(connection, request_id)
+        except websocket.WebSocketTimeoutException:
+            self.close()
+            raise requests.exceptions.Timeout("no websocket answer within the timeout") from None
+        except (OSError, websocket.WebSocketException) as exc:
+            self.close()
+            raise ConnectionError(f"the websocket broke: {exc}") from None
+        except frames.FrameError as exc:
+            self.close()
+            raise RetriableAPIError(f"malformed websocket frame: {exc}") from None
+        if frame.status == 403:
+            self.close()
+            raise SessionRefused(f"websocket status 403: {frame.payload[:200]}")
+        if frame.status is not None and (frame.status == 429 or frame.status >= 500):
+            raise RetriableAPIError(f"websocket status {frame.status}: {frame.payload[:200]}")
+        try:
+            root = json_to_element(json.loads(frame.payload))
+            page = read_answer(root)
+        except EcssErrorAnswer as exc:
+            raise self.stream.fail(
+                f"the server answered with status {frame.status} and an error: {exc}",
+                self.describe(filters),
+            ) from None
+        except ValueError as exc:
+            self.close()
+            raise RetriableAPIError(
+                f"the websocket answer is not the expected JSON: {exc}"
+            ) from None
+        if frame.status != 200:
+            raise self.stream.fail(f"websocket status {frame.status}", self.describe(filters))
+        response = requests.Response()
+        response.status_code = 200
+        attach_payload(response, page)
+        return response
+
+    @staticmethod
+    def _receive(connection: websocket.WebSocket, request_id: int) -> frames.Frame:
+        """Frames until the one answering ``request_id`` (others are not ours)."""
+        while True:
+            text = connection.recv()
+            if isinstance(text, bytes):
+                text = text.decode("utf-8")
+            if not text:
+                raise ConnectionError("the websocket closed")
+            frame = frames.decode_response(text)
+            if frame.request_id == request_id:
+                return frame
+
+    def describe(self, filters: dict[str, str]) -> str:
+        return f"websocket {COMMAND} with filters {json.dumps(filters, ensure_ascii=False)}"
+
+    def close(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(Exception):
+                self.connection.close()
+        self.connection = None
