@@ -16,7 +16,9 @@ from tap_callcenter.windows import Window
 
 
 def test_window_filter_is_gte_start_and_lt_end_in_utc() -> None:
-    window = Window(dt.datetime(2024, 3, 31, 0, 30, tzinfo=UTC), dt.datetime(2024, 4, 1, tzinfo=UTC))
+    window = Window(
+        dt.datetime(2024, 3, 31, 0, 30, tzinfo=UTC), dt.datetime(2024, 4, 1, tzinfo=UTC)
+    )
     assert json.loads(window_filter("start_time", window)) == [
         {"property": "start_time", "operator": "gte", "value": "2024-03-31 00:30:00"},
         {"property": "start_time", "operator": "lt", "value": "2024-04-01 00:00:00"},
@@ -40,8 +42,16 @@ def test_the_docs_example_round_trips_through_the_url() -> None:
 text = st.text(min_size=0, max_size=20)
 
 
-@given(st.lists(st.tuples(text, st.one_of(st.none(), st.sampled_from(["gt", "gte", "lt", "lte", "eq"])),
-                          st.one_of(text, st.integers(), st.lists(text, max_size=3))), max_size=5))
+@given(
+    st.lists(
+        st.tuples(
+            text,
+            st.one_of(st.none(), st.sampled_from(["gt", "gte", "lt", "lte", "eq"])),
+            st.one_of(text, st.integers(), st.lists(text, max_size=3)),
+        ),
+        max_size=5,
+    )
+)
 def test_any_conditions_encode_to_a_json_list_that_survives_url_encoding(conditions) -> None:
     value = encode_filter(conditions)
     decoded = json.loads(value)
