@@ -86,6 +86,32 @@ CONFIG_SCHEMA = th.PropertiesList(
         description="Longest wait between two tries, in seconds (unless Retry-After asks more).",
     ),
     _provider_block(
+        "conpeek",
+        "Conpeek: streams conpeek_cdr_dialog and conpeek_voice_campaign_request_summary.",
+        th.Property(
+            "api_url",
+            th.StringType,
+            required=True,
+            description="Conpeek API base URL (the cdr_dialog endpoint is {api_url}/cdr_dialog).",
+        ),
+        th.Property(
+            "api_key",
+            th.StringType,
+            required=True,
+            secret=True,
+            description="API key, sent as the raw Authorization header.",
+        ),
+        th.Property(
+            "sync_closures",
+            th.BooleanType,
+            default=True,
+            description=(
+                "Also re-read campaign request summaries closed since the last run "
+                "(by closed_date), so their closure reaches the warehouse."
+            ),
+        ),
+    ),
+    _provider_block(
         "thulium",
         "Thulium: streams thulium_connections and thulium_recordings.",
         th.Property(
