@@ -1,0 +1,177 @@
+"""End-to-end ECSS syncs against the emulator, over both transports."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from emulator import EcssConfig, Emulator
+from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches, expected_in_range, utc
+from tests.tap_runner import run_tap, run_tap_until_killed
+
+STREAM = "ecss_operator_call_history"
+KEY = ("call_ref",)
+TRANSPORTS = ["http", "websocket"]
+# a window that ends at 01:30Z on 2024-10-27 ends inside the repeated autumn hour
+AUTUMN_SPLIT = ("2024-10-26T01:30:00+00:00", "2024-10-28T01:30:00+00:00")
+
+
+@pytest.fixture
+def emu():
+    emulator = Emulator(seed=5, port=0, ecss=EcssConfig(calls=3000))
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def ecss_config(emu, start: str, end: str, transport: str = "http", **overrides) -> dict:
+    settings = emu.ecss.config
+    config = {
+        "start_date": start,
+        "end_date": end,
+        "window_days": 0.5,
+        "ecss": {
+            "api_url": emu.ecss_api_url,
+            "domain": settings.domain,
+            "client_id": settings.client_id,
+            "api_key": settings.api_key,
+            "phone_number": settings.phone_number,
+            "transport": transport,
+            "ws_url": emu.ecss.ws_url,
+            "timezone": settings.timezone,
+        },
+        **FAST_HTTP,
+    }
+    config.update(overrides)
+    return config
+
+
+def expected(emu, start: str, end: str) -> dict:
+    return expected_in_range(emu.ecss.expected(), "start_time", start, end)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(
+    "period", [SPRING, AUTUMN_SPLIT], ids=["spring", "autumn-edge-in-repeated-hour"]
+)
+def test_full_sync_is_complete_without_duplicates_in_utc(emu, transport, period) -> None:
+    start, end = period
+    run = run_tap(ecss_config(emu, start, end, transport, window_days=0.5))
+    assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
+    records = run.records[STREAM]
+    assert all(isinstance(r["duration"], int) for r in records)
+    assert any(r["queue_id"] is None for r in records)
+    assert any(r["answer_time"] is None for r in records)
+    assert any(len(r.get("url_list") or []) > 0 for r in records)
+    assert all(isinstance(r.get("url_list", []), list) for r in records)
+
+
+def test_both_transports_give_identical_records(emu) -> None:
+    start, end = AUTUMN
+    http = run_tap(ecss_config(emu, start, end, "http"))
+    ws = run_tap(ecss_config(emu, start, end, "websocket"))
+    assert http.returncode == 0 and ws.returncode == 0, (http.stderr[-1500:], ws.stderr[-1500:])
+    dump = lambda run: sorted(json.dumps(r, sort_keys=True) for r in run.records[STREAM])  # noqa: E731
+    assert dump(http) == dump(ws)
+    assert len(dump(http)) > 100
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_incremental_run_picks_up_late_calls(emu, transport) -> None:
+    start, end = AUTUMN
+    middle = "2024-10-27T12:00:00+00:00"
+    first = run_tap(ecss_config(emu, start, middle, transport))
+    assert first.returncode == 0, first.stderr[-2000:]
+    late = emu.ecss.insert_calls(3, at_utc_range=("2024-10-27T11:20:00Z", "2024-10-27T11:40:00Z"))
+    second = run_tap(ecss_config(emu, start, end, transport), state=first.last_state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    refs = {r["call_ref"] for r in second.records[STREAM]}
+    assert {c["call_ref"] for c in late} <= refs
+    all_refs = {(r["call_ref"],) for r in first.records[STREAM]} | {(r,) for r in refs}
+    assert all_refs == set(expected(emu, start, end))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_killed_backfill_resumes_losing_nothing(emu, transport) -> None:
+    start, end = SPRING
+    config = ecss_config(emu, start, end, transport, window_days=0.125)
+    emu.faults.latency_ms = 5
+    killed = run_tap_until_killed(config, kill_after_states=4)
+    bookmark = killed.bookmark(STREAM)
+    assert bookmark and utc(start) < utc(bookmark) < utc(end)
+    emu.faults.latency_ms = 0
+    resumed = run_tap(config, state=killed.last_state)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    got = {(r["call_ref"],) for r in killed.records[STREAM]} | {
+        (r["call_ref"],) for r in resumed.records[STREAM]
+    }
+    assert got == set(expected(emu, start, end))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_expired_sessions_are_renewed(emu, transport) -> None:
+    start, end = SPRING
+    emu.faults.latency_ms = 10
+    stop = threading.Event()
+
+    def expire_repeatedly() -> None:
+        while not stop.wait(0.3):
+            emu.ecss.expire_sessions()
+
+    expirer = threading.Thread(target=expire_repeatedly)
+    expirer.start()
+    try:
+        run = run_tap(ecss_config(emu, start, end, transport, window_days=0.25))
+    finally:
+        stop.set()
+        expirer.join()
+    assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
+    assert "session expired" in run.stderr
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_repeated_tag_is_an_error_not_a_loop(emu, transport) -> None:
+    emu.ecss.set(repeat_tag=True)
+    run = run_tap(ecss_config(emu, *SPRING, transport), timeout=60)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert "ecss / ecss_operator_call_history" in last and "tag" in last and "already" in last
+    assert "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("transport", "knobs"),
+    [
+        ("http", {"faults": {"malformed_next": 2}}),
+        ("http", {"faults": {"drop_next": 2, "unavailable_next": 2}}),
+        ("websocket", {"ecss": {"ws_malformed_next": 2}}),
+        ("websocket", {"ecss": {"ws_drop_next": 2}}),
+    ],
+    ids=["http-malformed-xml", "http-drops-503", "ws-malformed-frames", "ws-drops"],
+)
+def test_transient_faults_are_survived(emu, transport, knobs) -> None:
+    for name, value in knobs.get("faults", {}).items():
+        setattr(emu.faults, name, value)
+    if "ecss" in knobs:
+        emu.ecss.set(**knobs["ecss"])
+    start, end = SPRING
+    run = run_tap(ecss_config(emu, start, end, transport))
+    assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
+    assert "retrying" in run.stderr
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_wrong_credentials_are_a_clear_error(emu, transport) -> None:
+    config = ecss_config(emu, *SPRING, transport)
+    config["ecss"]["api_key"] = "Wrong-Ecss-Key-31"
+    run = run_tap(config, timeout=60)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "Wrong-Ecss-Key-31" not in run.stdout + run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert "ecss / ecss_operator_call_history" in last and "login refused" in last and "403" in last
+    assert "/login" in last and "ecss.api_key" in last
