@@ -6,6 +6,7 @@ Importing a provider module registers it; add new providers to the import list b
 from emulator import thulium
 from emulator.base import Provider, Request, Response, register_provider
 from emulator.conpeek import ConpeekConfig, ConpeekProvider
+from emulator.ecss import EcssConfig, EcssProvider
 from emulator.faults import FaultConfig, FaultInjector
 from emulator.server import Emulator
 from emulator.thulium import ThuliumConfig, ThuliumProvider
@@ -13,6 +14,8 @@ from emulator.thulium import ThuliumConfig, ThuliumProvider
 __all__ = [
     "ConpeekConfig",
     "ConpeekProvider",
+    "EcssConfig",
+    "EcssProvider",
     "Emulator",
     "FaultConfig",
     "FaultInjector",

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from emulator.conpeek import ConpeekConfig
 from emulator.faults import FaultConfig
 from emulator.server import Emulator
 from emulator.thulium import DEFAULT_PASSWORD, DEFAULT_USERNAME, ThuliumConfig
@@ -64,6 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="UTC period of generated data, repeatable "
         "(default: both 2024 DST edges of Europe/Warsaw)",
     )
+    conpeek = parser.add_argument_group("conpeek")
+    conpeek.add_argument("--conpeek-dialogs", type=int, default=5000)
+    conpeek.add_argument("--conpeek-summaries", type=int, default=1000)
+    conpeek.add_argument("--conpeek-api-key", default=ConpeekConfig.api_key)
+    conpeek.add_argument("--conpeek-max-limit-dialogs", type=int, default=500)
+    conpeek.add_argument("--conpeek-max-limit-summaries", type=int, default=100)
+    conpeek.add_argument("--conpeek-insert-while-paging", type=int, default=0)
+    conpeek.add_argument(
+        "--conpeek-period",
+        type=_period,
+        action="append",
+        default=None,
+        metavar="START/END",
+        help="UTC period of generated data, repeatable (default: the Thulium periods)",
+    )
     faults = parser.add_argument_group("faults")
     faults.add_argument("--latency-ms", type=float, default=0.0)
     faults.add_argument("--rate-limit-every", type=int, default=0)
@@ -108,8 +124,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.thulium_period:
         thulium.periods = list(args.thulium_period)
+    conpeek = ConpeekConfig(
+        dialogs=args.conpeek_dialogs,
+        summaries=args.conpeek_summaries,
+        api_key=args.conpeek_api_key,
+        max_limit_dialogs=args.conpeek_max_limit_dialogs,
+        max_limit_summaries=args.conpeek_max_limit_summaries,
+        insert_while_paging=args.conpeek_insert_while_paging,
+    )
+    if args.conpeek_period:
+        conpeek.periods = list(args.conpeek_period)
     emulator = Emulator(
-        seed=args.seed, port=args.port, host=args.host, faults=fault_config, thulium=thulium
+        seed=args.seed,
+        port=args.port,
+        host=args.host,
+        faults=fault_config,
+        thulium=thulium,
+        conpeek=conpeek,
     )
     # The data lives as long as the process: keep the cyclic GC from rescanning it.
     gc.freeze()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -67,21 +68,24 @@ def expected_in_range(items: list[dict], field: str, start: str, end: str) -> di
     return {
         tuple(item["key"]): item
         for item in items
-        if item["expected_fields"].get(field) and lower <= utc(item["expected_fields"][field]) < upper
+        if item["expected_fields"].get(field)
+        and lower <= utc(item["expected_fields"][field]) < upper
     }
 
 
 def assert_stream_matches(run, stream: str, expected: dict, key_fields: tuple[str, ...]) -> None:
     """The run emitted exactly the expected keys, once each, with the expected date-times."""
-    from collections import Counter
-
     assert run.returncode == 0, run.stderr[-3000:]
     records = run.records[stream]
     keys = [tuple(r[f] for f in key_fields) for r in records]
     dupes = [k for k, n in Counter(keys).items() if n > 1]
     assert not dupes, f"{stream}: duplicated keys {dupes[:5]}"
     missing, extra = set(expected) - set(keys), set(keys) - set(expected)
-    assert not missing and not extra, f"{stream}: missing {sorted(missing)[:5]}, unexpected {sorted(extra)[:5]}"
+    assert not missing and not extra, (
+        f"{stream}: missing {sorted(missing)[:5]}, unexpected {sorted(extra)[:5]}"
+    )
     for record in records:
-        for name, value in expected[tuple(record[f] for f in key_fields)]["expected_fields"].items():
+        for name, value in expected[tuple(record[f] for f in key_fields)][
+            "expected_fields"
+        ].items():
             assert record.get(name) == value, (stream, name, record, value)

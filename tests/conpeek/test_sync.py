@@ -9,7 +9,12 @@ from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches, exp
 from tests.tap_runner import run_tap
 
 DIALOGS = ("conpeek_cdr_dialog", "cdr_dialog", "start_time", ("dialog_uuid",))
-SUMMARIES = ("conpeek_voice_campaign_request_summary", "voice_campaign_request_summary", "created_date", ("id",))
+SUMMARIES = (
+    "conpeek_voice_campaign_request_summary",
+    "voice_campaign_request_summary",
+    "created_date",
+    ("id",),
+)
 
 
 @pytest.fixture
@@ -82,10 +87,14 @@ def test_incremental_run_picks_up_late_dialogs_and_closures(emu) -> None:
     assert summary_state["replication_key_value"] == middle
     assert summary_state["closed_date_bookmark"] == middle
 
-    late = emu.conpeek.insert_dialogs(3, at_utc_range=("2024-10-26T23:20:00Z", "2024-10-26T23:40:00Z"))
+    late = emu.conpeek.insert_dialogs(
+        3, at_utc_range=("2024-10-26T23:20:00Z", "2024-10-26T23:40:00Z")
+    )
     open_before = [
-        i for i in emu.conpeek.expected("voice_campaign_request_summary")
-        if i["record"]["state"] == "OPEN" and i["expected_fields"]["created_date"] < "2024-10-26T20:00"
+        i
+        for i in emu.conpeek.expected("voice_campaign_request_summary")
+        if i["record"]["state"] == "OPEN"
+        and i["expected_fields"]["created_date"] < "2024-10-26T20:00"
         and i["expected_fields"]["created_date"] >= start
     ]
     assert open_before
@@ -113,7 +122,10 @@ def test_closures_can_be_switched_off(emu) -> None:
     config["conpeek"]["sync_closures"] = False
     run = run_tap(config)
     assert run.returncode == 0
-    assert "closed_date_bookmark" not in run.last_state["bookmarks"]["conpeek_voice_campaign_request_summary"]
+    assert (
+        "closed_date_bookmark"
+        not in run.last_state["bookmarks"]["conpeek_voice_campaign_request_summary"]
+    )
 
 
 def test_wrong_key_is_a_clear_error(emu) -> None:
@@ -124,7 +136,9 @@ def test_wrong_key_is_a_clear_error(emu) -> None:
     assert "Traceback" not in run.stderr
     assert "Wrong-Key-Value-99" not in run.stdout + run.stderr
     last = run.stderr.strip().splitlines()[-1]
-    assert "conpeek / conpeek_cdr_dialog" in last and "401" in last and "/conpeek/cdr_dialog" in last
+    assert (
+        "conpeek / conpeek_cdr_dialog" in last and "401" in last and "/conpeek/cdr_dialog" in last
+    )
     assert "conpeek.api_key" in last
 
 
@@ -132,7 +146,9 @@ def test_a_400_reports_the_api_message_and_the_filter(emu) -> None:
     # a window start before 1970 cannot be written in the API's format by the server's rules
     config = conpeek_config(emu, "2024-03-30T00:00:00Z", "2024-03-30T06:00:00Z")
     emu.conpeek.config.max_limit_dialogs = 500
-    run = run_tap({**config, "start_date": "0999-01-01T00:00:00Z", "end_date": "0999-01-02T00:00:00Z"})
+    run = run_tap(
+        {**config, "start_date": "0999-01-01T00:00:00Z", "end_date": "0999-01-02T00:00:00Z"}
+    )
     last = run.stderr.strip().splitlines()[-1]
     assert run.returncode == 1, run.stderr[-2000:]
     assert "HTTP 400" in last and "filter sent" in last and "start_time" in last
