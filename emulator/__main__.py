@@ -18,6 +18,8 @@ from types import FrameType
 from typing import Any
 
 from emulator.conpeek import ConpeekConfig
+from emulator.ecss import SETTINGS as ECSS_SETTINGS
+from emulator.ecss import EcssConfig
 from emulator.faults import FaultConfig
 from emulator.server import Emulator
 from emulator.thulium import DEFAULT_PASSWORD, DEFAULT_USERNAME, ThuliumConfig
@@ -80,6 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="START/END",
         help="UTC period of generated data, repeatable (default: the Thulium periods)",
     )
+    ecss = parser.add_argument_group("ecss")
+    ecss.add_argument("--ecss-calls", type=int, default=5000)
+    ecss.add_argument("--ecss-timezone", default=EcssConfig.timezone)
+    ecss.add_argument("--ecss-domain", default=EcssConfig.domain)
+    ecss.add_argument("--ecss-client-id", default=EcssConfig.client_id)
+    ecss.add_argument("--ecss-api-key", default=EcssConfig.api_key)
+    ecss.add_argument("--ecss-phone-number", default=EcssConfig.phone_number)
+    ecss.add_argument("--ecss-ws-port", type=int, default=0, help="0 picks a free port")
+    ecss.add_argument("--ecss-session-ttl-seconds", type=float, default=None)
+    ecss.add_argument("--ecss-max-limit", type=int, default=EcssConfig.max_limit)
+    ecss.add_argument("--ecss-insert-while-paging", type=int, default=0)
+    ecss.add_argument("--ecss-tag-cursor", choices=("key", "offset"), default="key")
+    ecss.add_argument(
+        "--ecss-period",
+        type=_period,
+        action="append",
+        default=None,
+        metavar="START/END",
+        help="UTC period of generated data, repeatable (default: both 2024 DST edges, as Thulium)",
+    )
+    ecss.add_argument(
+        "--ecss-setting",
+        type=_knob,
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help=f"any other ECSS runtime knob ({', '.join(ECSS_SETTINGS)})",
+    )
     faults = parser.add_argument_group("faults")
     faults.add_argument("--latency-ms", type=float, default=0.0)
     faults.add_argument("--rate-limit-every", type=int, default=0)
@@ -134,6 +164,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.conpeek_period:
         conpeek.periods = list(args.conpeek_period)
+    ecss = EcssConfig(
+        timezone=args.ecss_timezone,
+        calls=args.ecss_calls,
+        domain=args.ecss_domain,
+        client_id=args.ecss_client_id,
+        api_key=args.ecss_api_key,
+        phone_number=args.ecss_phone_number,
+        ws_port=args.ecss_ws_port,
+        session_ttl_seconds=args.ecss_session_ttl_seconds,
+        max_limit=args.ecss_max_limit,
+        insert_while_paging=args.ecss_insert_while_paging,
+        tag_cursor=args.ecss_tag_cursor,
+    )
+    if args.ecss_period:
+        ecss.periods = list(args.ecss_period)
+    for name, value in args.ecss_setting:
+        if name not in ECSS_SETTINGS:
+            print(f"error: unknown ECSS setting {name!r}", file=sys.stderr)
+            return 2
+        setattr(ecss, name, value)
     emulator = Emulator(
         seed=args.seed,
         port=args.port,
@@ -141,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         faults=fault_config,
         thulium=thulium,
         conpeek=conpeek,
+        ecss=ecss,
     )
     # The data lives as long as the process: keep the cyclic GC from rescanning it.
     gc.freeze()
