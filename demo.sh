@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# One-command demo: install, start the bundled emulator, sync it, show what landed.
+# One-command demo: install, start the bundled emulator (Thulium, Conpeek, ECSS), run
+# `meltano run tap-callcenter target-duckdb` twice (full, then incremental from
+# Meltano's state), show what landed in output/demo.duckdb, stop the emulator.
 set -euo pipefail
 cd "$(dirname "$0")"
 python3 -m venv .venv
-. .venv/bin/activate
-python -m pip install -q --upgrade pip
-python -m pip install -q -e .
-exec python scripts/demo.py "$@"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e .
+python3 -m venv .venv-meltano
+.venv-meltano/bin/python -m pip install -q --disable-pip-version-check "meltano==4.4.1"
+exec .venv/bin/python scripts/demo.py --meltano .venv-meltano/bin/meltano "$@"

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Install everything into .venv and run the checks CI runs: ruff, mypy, pytest.
+# Install everything (the tap with its test and lint extras in .venv, Meltano in
+# .venv-meltano) and run the checks CI runs: ruff, mypy, pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
 python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,lint]'
+python3 -m venv .venv-meltano
+.venv-meltano/bin/python -m pip install -q --disable-pip-version-check "meltano==4.4.1"
+export MELTANO_BIN="$PWD/.venv-meltano/bin/meltano"
 . .venv/bin/activate
-python -m pip install -q --upgrade pip
-python -m pip install -q -e '.[test,lint]'
 ruff check .
 mypy
 python -m pytest -q "$@"

@@ -1,82 +1,174 @@
-"""Demo: start the emulator, run the tap twice (full, then incremental), show results.
+"""The demo behind ./demo.sh: emulator -> Meltano -> DuckDB, full then incremental.
 
-Writes Singer messages to output/demo-*.jsonl. Leaves nothing running.
+Settings reach the tap only through environment variables (TAP_CALLCENTER_...), as they
+would in production. Leaves nothing running.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import subprocess
 import sys
-from collections import Counter
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTPUT = ROOT / "output"
+DUCKDB_FILE = ROOT / "output" / "demo.duckdb"
+DUCKDB_PYTHON = ROOT / ".meltano" / "loaders" / "target-duckdb" / "venv" / "bin" / "python"
+STATE_ID = "dev:tap-callcenter-to-target-duckdb"
+START, MIDDLE, END = "2024-10-26T00:00:00Z", "2024-10-27T12:00:00Z", "2024-10-28T00:00:00Z"
+
+SHOW_TABLES = """
+import duckdb, json, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+samples = json.loads(sys.argv[2])
+for (table,) in con.execute(
+    "select table_name from information_schema.tables where table_schema='main' order by 1"
+).fetchall():
+    count = con.execute(f'select count(*) from main."{table}"').fetchone()[0]
+    print(f"  {table:42} {count:7,d} rows")
+for table, columns in samples.items():
+    print(f"\\n  {table} (3 newest):")
+    rows = con.execute(
+        f'select {", ".join(columns)} from main."{table}" order by {columns[1]} desc limit 3'
+    ).fetchall()
+    for row in rows:
+        print("   ", " | ".join(str(v) for v in row))
+"""
+
+FIND_LATE = """
+import duckdb, json, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+ids = json.loads(sys.argv[2])
+rows = con.execute(
+    "select connection_id, date from main.thulium_connections where connection_id in "
+    f"({', '.join('?' for _ in ids)}) order by date", ids
+).fetchall()
+print(f"\\n  late calls found by the incremental run (lookback): {len(rows)} of {len(ids)}")
+for row in rows:
+    print("   ", row[0], row[1])
+"""
+
+SAMPLES = {
+    "thulium_connections": ["connection_id", "date", "disposition", "duration", "queue_id"],
+    "conpeek_cdr_dialog": ["dialog_uuid", "start_time", "end_cause", "talking_time"],
+    "ecss_operator_call_history": ["call_ref", "start_time", "direction", "talk_duration"],
+}
 
 
 def start_emulator() -> tuple[subprocess.Popen, dict]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "emulator", "--port", "0", "--thulium-connections", "20000"],
+        [
+            sys.executable,
+            "-m",
+            "emulator",
+            "--port",
+            "0",
+            "--thulium-connections",
+            "6000",
+            "--conpeek-dialogs",
+            "6000",
+            "--conpeek-summaries",
+            "1500",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )
     assert proc.stdout is not None
-    info = json.loads(proc.stdout.readline())
-    return proc, info
+    return proc, json.loads(proc.stdout.readline())
 
 
-def run_tap(config: dict, state: dict | None, out: Path) -> list[dict]:
-    OUTPUT.mkdir(exist_ok=True)
-    config_path = OUTPUT / "demo-config.json"
-    config_path.write_text(json.dumps(config, indent=2))
-    args = [sys.executable, "-m", "tap_callcenter.tap", "--config", str(config_path)]
-    if state:
-        state_path = OUTPUT / "demo-state.json"
-        state_path.write_text(json.dumps(state))
-        args += ["--state", str(state_path)]
-    with out.open("w") as sink:
-        subprocess.run(args, stdout=sink, stderr=subprocess.DEVNULL, check=True)
-    return [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+def tap_environment(info: dict) -> dict[str, str]:
+    env = {"TAP_CALLCENTER_START_DATE": START}
+    for provider, keys in {
+        "thulium": ("api_url", "username", "password", "timezone"),
+        "conpeek": ("api_url", "api_key"),
+        "ecss": ("api_url", "domain", "client_id", "api_key", "phone_number", "ws_url", "timezone"),
+    }.items():
+        for key in keys:
+            env[f"TAP_CALLCENTER_{provider.upper()}_{key.upper()}"] = str(info[provider][key])
+    return env
 
 
-def summarize(title: str, messages: list[dict]) -> dict | None:
-    records = [m for m in messages if m["type"] == "RECORD"]
-    states = [m["value"] for m in messages if m["type"] == "STATE"]
+def meltano(binary: str, *args: str, env: dict[str, str], quiet: bool = True) -> None:
+    result = subprocess.run(
+        [binary, *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=quiet,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        sys.stderr.write((result.stdout or "") + (result.stderr or ""))
+        raise SystemExit(f"meltano {' '.join(args)} failed")
+
+
+def show(title: str) -> None:
     print(f"\n== {title}")
-    for stream, count in sorted(Counter(m["stream"] for m in records).items()):
-        print(f"  {stream:24} {count:7,d} records")
-    samples: dict[str, dict] = {}
-    for m in records:
-        samples.setdefault(m["stream"], m["record"])
-    for stream, record in samples.items():
-        shown = {k: record[k] for k in list(record)[:8]}
-        print(f"  sample {stream}: {json.dumps(shown, ensure_ascii=False)}")
-    last = states[-1] if states else None
-    if last:
-        for stream, bookmark in last.get("bookmarks", {}).items():
-            print(f"  bookmark {stream}: {bookmark.get('replication_key_value')}")
-    return last
+    subprocess.run(
+        [str(DUCKDB_PYTHON), "-c", SHOW_TABLES, str(DUCKDB_FILE), json.dumps(SAMPLES)], check=True
+    )
+
+
+def post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--meltano", default="meltano")
+    binary = parser.parse_args().meltano
     emulator, info = start_emulator()
     try:
-        print(f"emulator listening at {info['url']} (Thulium API {info['thulium']['api_url']})")
-        thulium = {k: info["thulium"][k] for k in ("api_url", "username", "password", "timezone")}
-        config = {
-            "start_date": "2024-03-30T00:00:00Z",
-            "end_date": "2024-03-31T12:00:00Z",
-            "thulium": thulium,
-        }
-        state = summarize("full sync", run_tap(config, None, OUTPUT / "demo-full.jsonl"))
-        config["end_date"] = "2024-04-01T00:00:00Z"
-        summarize(
-            "incremental sync from the saved STATE",
-            run_tap(config, state, OUTPUT / "demo-incremental.jsonl"),
+        print(
+            f"emulator: {info['url']} (Thulium, Conpeek, ECSS; websocket {info['ecss']['ws_url']})"
         )
-        print(f"\nSinger output is in {OUTPUT}/demo-*.jsonl")
+        env = tap_environment(info)
+        print("meltano install …")
+        meltano(binary, "install", env=env)
+        DUCKDB_FILE.unlink(missing_ok=True)
+        meltano(binary, "state", "clear", "--force", STATE_ID, env=env)
+
+        print(f"meltano run tap-callcenter target-duckdb  ({START} .. {MIDDLE})")
+        meltano(
+            binary,
+            "run",
+            "tap-callcenter",
+            "target-duckdb",
+            env={**env, "TAP_CALLCENTER_END_DATE": MIDDLE},
+        )
+        show("after the full sync")
+
+        late = post(
+            f"{info['url']}/_emulator/thulium/insert",
+            {"n": 5, "from": "2024-10-27T11:15:00Z", "to": "2024-10-27T11:45:00Z"},
+        )
+        late_ids = [r["connection_id"] for r in late["records"]]
+        print(f"\n5 calls that started before the bookmark ({MIDDLE}) arrive late: {late_ids}")
+        print(
+            f"meltano run tap-callcenter target-duckdb  (incremental, state from Meltano, to {END})"
+        )
+        meltano(
+            binary,
+            "run",
+            "tap-callcenter",
+            "target-duckdb",
+            env={**env, "TAP_CALLCENTER_END_DATE": END},
+        )
+        show("after the incremental sync (rows upserted by primary key)")
+        subprocess.run(
+            [str(DUCKDB_PYTHON), "-c", FIND_LATE, str(DUCKDB_FILE), json.dumps(late_ids)],
+            check=True,
+        )
+        print(f"\nDatabase: {DUCKDB_FILE}  (query it with duckdb; Meltano state id {STATE_ID})")
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)

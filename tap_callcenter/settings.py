@@ -53,6 +53,25 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(UTC).replace(microsecond=0)
 
 
+def coerce_number_strings(config: dict, schema: Mapping) -> None:
+    """Numbers given as strings (environment variables, Meltano's string settings)
+    become numbers where the schema wants a number; anything else is left for the
+    validator to report."""
+    properties = schema.get("properties") or {}
+    for key, value in list(config.items()):
+        spec = properties.get(key) or {}
+        types = spec.get("type") or []
+        types = [types] if isinstance(types, str) else types
+        if isinstance(value, dict) and "properties" in spec:
+            coerce_number_strings(value, spec)
+        elif isinstance(value, str) and ("integer" in types or "number" in types):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                continue
+            config[key] = int(number) if number.is_integer() and "integer" in types else number
+
+
 def unknown_key_errors(config: Mapping, schema: Mapping, path: str = "") -> list[str]:
     """Keys the schema does not declare, with a 'did you mean' suggestion."""
     errors: list[str] = []

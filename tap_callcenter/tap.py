@@ -20,6 +20,7 @@ from tap_callcenter.errors import (
 )
 from tap_callcenter.settings import (
     SyncSettings,
+    coerce_number_strings,
     semantic_errors,
     unknown_key_errors,
     utc_now,
@@ -214,6 +215,7 @@ class TapCallcenter(Tap):
         Always strict, also for ``--discover`` (which the SDK runs unvalidated): a typo
         must not silently hide a provider's streams.
         """
+        coerce_number_strings(self._config, self.config_jsonschema)
         config = dict(self.config)
         redactor.add(collect_secrets(config))
         install_log_redaction()

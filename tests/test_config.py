@@ -63,3 +63,10 @@ def test_about_lists_settings() -> None:
     assert (
         about["settings"]["properties"]["thulium"]["properties"]["password"].get("secret") is True
     )
+
+
+def test_numbers_given_as_strings_are_accepted() -> None:
+    # environment variables and Meltano string settings arrive as text
+    config = {"thulium": THULIUM, "window_days": "0.5", "lookback_minutes": "90", "max_tries": "3"}
+    result = run_tap(config, extra_args=("--discover",), timeout=60)
+    assert result.returncode == 0, result.stderr
