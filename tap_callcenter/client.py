@@ -15,10 +15,13 @@ request fails for good.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import random
+import threading
 import typing as t
+from functools import cached_property
 
 import backoff
 import requests
@@ -27,6 +30,7 @@ from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 
 from tap_callcenter import schemas
+from tap_callcenter.concurrency import prefetch_in_order
 from tap_callcenter.errors import CallcenterError, describe_request
 from tap_callcenter.pagination import attach_payload, payload_of
 from tap_callcenter.timeconv import format_utc, parse_utc
@@ -137,12 +141,33 @@ class CallcenterStream(RESTStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Records of every window in order, bookmark and STATE after each window."""
-        for window in self.sync_windows():
-            yield from self.window_records(window)
-            self.finalize_window(window)
+        yield from self.sync_pass(self.sync_windows())
+
+    def sync_pass(
+        self, windows: list[Window], field: str | None = None, bookmark_key: str = BOOKMARK
+    ) -> Iterable[dict[str, t.Any]]:
+        """Windows fetched ahead (``max_concurrency``), emitted and finalized in order."""
+        fetched = prefetch_in_order(
+            windows, lambda window: self.fetch_window(window, field), self.concurrency
+        )
+        with contextlib.closing(fetched):  # on failure, stop the fetchers now
+            for window, records in fetched:
+                yield from self.window_records(window, records, field)
+                self.finalize_window(window, bookmark_key)
+
+    @property
+    def concurrency(self) -> int:
+        """Requests this stream may have in flight (1 where the API forbids overlap)."""
+        return self.settings.max_concurrency if self.supports_concurrency else 1
+
+    #: False where requests must not overlap (ECSS: one session, a cursor per window).
+    supports_concurrency: t.ClassVar[bool] = True
 
     def window_records(
-        self, window: Window, field: str | None = None
+        self,
+        window: Window,
+        records: Iterable[dict[str, t.Any]],
+        field: str | None = None,
     ) -> Iterable[dict[str, t.Any]]:
         """One window's records: ``field`` (default: the replication key) inside the
         window, each primary key once."""
@@ -151,7 +176,7 @@ class CallcenterStream(RESTStream):
         key_fields = tuple(self.primary_keys or ())
         seen: set[tuple[t.Any, ...]] = set()
         outside = duplicates = missing_key = 0
-        for record in self.fetch_window(window, field):
+        for record in records:
             value = record.get(field) if field else None
             if value is None:
                 missing_key += 1
@@ -217,6 +242,27 @@ class CallcenterStream(RESTStream):
         """
 
     # ----------------------------------------------------------------- HTTP
+
+    @property
+    def requests_session(self) -> requests.Session:
+        """One session (connection pool, cookies) per thread: sessions are not
+        thread-safe, and keep-alive connections are reused within each thread."""
+        local = self.__dict__.setdefault("_thread_sessions", threading.local())
+        session: requests.Session | None = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+        return session
+
+    @cached_property
+    def _in_flight(self) -> threading.BoundedSemaphore:
+        return threading.BoundedSemaphore(max(1, self.concurrency))
+
+    def _request(
+        self, prepared_request: requests.PreparedRequest, context: Context | None
+    ) -> requests.Response:
+        """The SDK's request, with at most ``max_concurrency`` in flight per stream."""
+        with self._in_flight:
+            return super()._request(prepared_request, context)
 
     @property
     def timeout(self) -> int:

@@ -179,7 +179,7 @@ class VoiceCampaignRequestSummaryStream(ConpeekStream):
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Summaries created in the sync range, then those closed since the last run."""
         created_windows = self.sync_windows()
-        yield from super().get_records(context)
+        yield from self.sync_pass(created_windows)
         if not self.provider_config.get("sync_closures", True) or not created_windows:
             return
         # Summaries created inside this run's range were just read in their current
@@ -187,8 +187,9 @@ class VoiceCampaignRequestSummaryStream(ConpeekStream):
         # and closed since the last run.
         earliest = format_utc(self.settings.start_date)
         created_from = format_utc(created_windows[0].start)
-        for window in self.sync_windows(CLOSURES_BOOKMARK):
-            for record in self.window_records(window, field="closed_date"):
-                if earliest <= (record.get("created_date") or "") < created_from:
-                    yield record
-            self.finalize_window(window, CLOSURES_BOOKMARK)
+        closures = self.sync_pass(
+            self.sync_windows(CLOSURES_BOOKMARK), "closed_date", CLOSURES_BOOKMARK
+        )
+        for record in closures:
+            if earliest <= (record.get("created_date") or "") < created_from:
+                yield record

@@ -30,6 +30,7 @@ class SyncSettings:
     max_tries: int
     backoff_factor: float
     backoff_max_wait: float
+    max_concurrency: int
 
     @classmethod
     def from_config(cls, config: Mapping, now: dt.datetime) -> SyncSettings:
@@ -45,6 +46,7 @@ class SyncSettings:
             max_tries=int(config.get("max_tries", 6)),
             backoff_factor=float(config.get("backoff_factor", 1.0)),
             backoff_max_wait=float(config.get("backoff_max_wait", 60.0)),
+            max_concurrency=max(1, int(config.get("max_concurrency", 4))),
         )
 
 

@@ -10,6 +10,7 @@ at the reported ``count`` (see ``CountOffsetPaginator``), newest first.
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 from functools import cached_property
 
@@ -17,7 +18,8 @@ from requests.auth import HTTPBasicAuth
 
 from tap_callcenter.client import CallcenterStream
 from tap_callcenter.coerce import optional_int
-from tap_callcenter.pagination import CountOffsetPaginator
+from tap_callcenter.concurrency import map_in_order
+from tap_callcenter.pagination import CountOffsetPaginator, payload_of
 from tap_callcenter.timeconv import LocalClock
 from tap_callcenter.windows import Window
 
@@ -59,6 +61,57 @@ class ThuliumStream(CallcenterStream):
 
     def get_new_paginator(self) -> CountOffsetPaginator:
         return CountOffsetPaginator(records_key="result", count_key="count")
+
+    def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
+        """A window's pages; once the first page gives the total, the others are
+        fetched ``max_concurrency`` at a time (and still emitted in order).
+
+        Offsets step by the size of the first page (the server may clamp ``limit``).
+        Parallel pages are only consistent while the result does not change: with calls
+        inserted while paging (the live window), a page fetched early and one fetched
+        late see differently shifted lists and could leave a gap between them. So every
+        page must report the first page's total and be as long as planned; if one does
+        not, the window is read again sequentially from offset 0 (``CountOffsetPaginator``,
+        where inserts only ever cause repeats, which the engine drops).
+        """
+        if self.concurrency <= 1:
+            yield from super().request_records(context)
+            return
+        records, total = self._fetch_page(context, 0)
+        yield from records
+        step = len(records)
+        if not step or step >= total:
+            return
+        planned = list(range(step, total, step))
+        pages = map_in_order(lambda at: self._fetch_page(context, at), planned, self.concurrency)
+        with contextlib.closing(pages):
+            for at, (page, page_total) in zip(planned, pages, strict=True):
+                if page_total != total or len(page) != min(step, total - at):
+                    break
+                yield from page
+            else:
+                return
+        self.logger.info(
+            "%s: the result changed while paging %s; reading the window again in order",
+            self.name,
+            Window.from_context(dict(context or {})),
+        )
+        yield from super().request_records(context)
+
+    def _fetch_page(
+        self, context: Context | None, offset: int
+    ) -> tuple[list[dict[str, t.Any]], int]:
+        """One page at ``offset`` through the retried request: (records, count)."""
+        prepared = self.build_prepared_request(
+            method="GET",
+            url=self.get_url(context),
+            params=self.get_url_params(context, offset),
+            headers=self.http_headers,
+        )
+        response = self.request_decorator(self._request)(prepared, context)
+        payload = payload_of(response)
+        records = [self.transform_record(record) for record in payload["result"]]
+        return records, int(payload.get("count") or 0)
 
     def wall_bounds(self, window: Window) -> tuple[str, str]:
         """Inclusive minute bounds covering the window in Thulium's wall clock."""

@@ -47,6 +47,8 @@ class OperatorCallHistoryStream(CallcenterStream):
     replication_key = "start_time"
     body_format = "XML"
     auth_hint = "Check the settings ecss.client_id, ecss.api_key and ecss.phone_number"
+    #: One login session and one websocket, and the tag is a per-window cursor.
+    supports_concurrency = False
 
     @property
     def url_base(self) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
 
@@ -115,20 +114,9 @@ def test_killed_backfill_resumes_losing_nothing(emu, transport) -> None:
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_expired_sessions_are_renewed(emu, transport) -> None:
     start, end = SPRING
-    emu.faults.latency_ms = 10
-    stop = threading.Event()
-
-    def expire_repeatedly() -> None:
-        while not stop.wait(0.3):
-            emu.ecss.expire_sessions()
-
-    expirer = threading.Thread(target=expire_repeatedly)
-    expirer.start()
-    try:
-        run = run_tap(ecss_config(emu, start, end, transport, window_days=0.25))
-    finally:
-        stop.set()
-        expirer.join()
+    emu.faults.latency_ms = 25
+    emu.ecss.set(session_ttl_seconds=0.3)  # every session dies 0.3 s after its login
+    run = run_tap(ecss_config(emu, start, end, transport, window_days=0.25))
     assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
     assert "session expired" in run.stderr
 

@@ -1,0 +1,137 @@
+"""Overlapping network waits without giving up order: the one place threads are used.
+
+A sync is dominated by round trips. :func:`prefetch_in_order` fetches the next windows
+while the current one is being emitted, but hands their records over strictly in window
+order, through bounded queues, so:
+
+- the output (records, de-duplication, STATE after each window) is exactly what a
+  sequential run produces: a window's bookmark is finalized only after all its records
+  were emitted, and never for a later window first;
+- memory is bounded by ``workers x QUEUE_CHUNKS x CHUNK`` records, whatever the number
+  of records or the size of a window;
+- a failure in a worker is raised in the consumer, at the point of that window, after
+  the earlier windows were emitted and finalized; the remaining workers are stopped.
+
+:func:`map_in_order` runs independent calls (e.g. the pages of one Thulium window once
+its total is known) on a small pool and yields their results in submission order.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+
+T = t.TypeVar("T")
+R = t.TypeVar("R")
+
+#: Records per hand-over between a worker and the consumer.
+CHUNK = 500
+#: Chunks a worker may buffer ahead of the consumer before it waits.
+QUEUE_CHUNKS = 8
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def prefetch_in_order(
+    items: Sequence[T],
+    fetch: Callable[[T], Iterable[R]],
+    workers: int,
+) -> Generator[tuple[T, Iterator[R]], None, None]:
+    """``(item, records)`` in the order of ``items``, with up to ``workers`` fetching.
+
+    Each ``records`` iterator must be consumed before the next pair is requested (the
+    engine does: it emits a window, then finalizes it). With ``workers <= 1`` nothing
+    runs in a thread: ``fetch`` is called lazily, exactly as in a plain loop.
+    """
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            yield item, iter(fetch(item))
+        return
+    stop = threading.Event()
+    queues: dict[int, queue.Queue[t.Any]] = {}
+
+    def pump(index: int) -> None:
+        channel = queues[index]
+        records: Iterator[R] | None = None
+        try:
+            records = iter(fetch(items[index]))
+            chunk: list[R] = []
+            for record in records:
+                chunk.append(record)
+                if len(chunk) >= CHUNK:
+                    if not _put(channel, chunk, stop):
+                        return
+                    chunk = []
+            if chunk and not _put(channel, chunk, stop):
+                return
+            _put(channel, _DONE, stop)
+        except BaseException as error:  # handed to the consumer, raised there
+            _put(channel, _Failure(error), stop)
+        finally:
+            close = getattr(records, "close", None)
+            if close is not None:  # finish the fetch now (its logs), not at exit
+                close()
+
+    def drain(index: int) -> Iterator[R]:
+        channel = queues[index]
+        while True:
+            item = channel.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield from item
+
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="window")
+    try:
+        submitted = 0
+        for index in range(len(items)):
+            while submitted < len(items) and submitted <= index + workers - 1:
+                queues[submitted] = queue.Queue(maxsize=QUEUE_CHUNKS)
+                executor.submit(pump, submitted)
+                submitted += 1
+            yield items[index], drain(index)
+            queues.pop(index, None)
+    finally:
+        stop.set()
+        for channel in queues.values():  # unblock workers waiting to put
+            while not channel.empty():
+                channel.get_nowait()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _put(channel: queue.Queue[t.Any], item: t.Any, stop: threading.Event) -> bool:
+    """Put unless the consumer has stopped; False when it has."""
+    while not stop.is_set():
+        try:
+            channel.put(item, timeout=0.1)
+        except queue.Full:
+            continue
+        return True
+    return False
+
+
+def map_in_order(fn: Callable[[T], R], args: Sequence[T], workers: int) -> Generator[R, None, None]:
+    """``fn(arg)`` for each arg, up to ``workers`` at a time, results in order."""
+    if workers <= 1 or len(args) <= 1:
+        for arg in args:
+            yield fn(arg)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as executor:
+        futures = [executor.submit(fn, arg) for arg in args]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()

@@ -1,0 +1,91 @@
+"""Prefetching keeps order, bounds memory, surfaces errors, and stops its workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from tap_callcenter.concurrency import CHUNK, QUEUE_CHUNKS, map_in_order, prefetch_in_order
+from tests.conftest import SPRING, thulium_config
+from tests.tap_runner import run_tap
+
+
+def test_windows_come_out_in_order_with_all_their_records() -> None:
+    def fetch(n: int):
+        time.sleep(0.01 * (5 - n))  # later windows finish first
+        return [(n, i) for i in range(n * 700)]
+
+    out = [(item, list(records)) for item, records in prefetch_in_order(list(range(6)), fetch, 3)]
+    assert [item for item, _ in out] == list(range(6))
+    assert all(records == [(n, i) for i in range(n * 700)] for n, records in out)
+
+
+def test_workers_do_not_run_ahead_unbounded() -> None:
+    produced = {"n": 0}
+
+    def fetch(_: int):
+        for i in range(100_000):
+            produced["n"] += 1
+            yield i
+
+    pairs = prefetch_in_order([0, 1, 2], fetch, 2)
+    _, first = next(pairs)
+    next(first)
+    time.sleep(0.3)
+    # each of 2 workers buffers at most QUEUE_CHUNKS chunks (+1 being filled)
+    assert produced["n"] <= 2 * (QUEUE_CHUNKS + 2) * CHUNK
+    pairs.close()
+
+
+def test_an_error_surfaces_at_its_window_after_earlier_windows() -> None:
+    def fetch(n: int):
+        if n == 2:
+            raise RuntimeError("window 2 failed")
+        return [n]
+
+    seen = []
+    with pytest.raises(RuntimeError, match="window 2 failed"):
+        for item, records in prefetch_in_order([0, 1, 2, 3], fetch, 3):
+            seen.append((item, list(records)))
+    assert seen == [(0, [0]), (1, [1])]
+
+
+def test_closing_early_stops_the_workers() -> None:
+    before = threading.active_count()
+
+    def fetch(_: int):
+        yield from range(10**9)
+
+    pairs = prefetch_in_order([0, 1, 2, 3], fetch, 3)
+    _, records = next(pairs)
+    next(records)
+    pairs.close()
+    time.sleep(0.3)
+    assert threading.active_count() <= before
+
+
+def test_map_in_order_keeps_order() -> None:
+    assert list(
+        map_in_order(lambda x: (time.sleep(0.01 * (5 - x)), x)[1], list(range(6)), 4)
+    ) == list(range(6))
+
+
+def test_concurrent_and_sequential_runs_emit_the_same_messages(thulium_emulator) -> None:
+    start, end = SPRING
+    runs = [
+        run_tap(thulium_config(thulium_emulator, start, end, max_concurrency=n)) for n in (1, 4)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    sequential, concurrent = (
+        [
+            {k: v for k, v in m.items() if k != "time_extracted"}
+            for m in run.messages
+            if m["type"] in ("RECORD", "STATE")
+        ]
+        for run in runs
+    )
+    assert len(concurrent) > 1000
+    assert concurrent == sequential
