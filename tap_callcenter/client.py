@@ -412,8 +412,25 @@ class CallcenterStream(RESTStream):
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
         """Records of one decoded page, transformed for output."""
-        for record in self.page_records(payload_of(response)):
-            yield self.transform_record(record)
+        return self.transform_page(self.page_records(payload_of(response)), response.request)
+
+    def transform_page(
+        self,
+        records: Iterable[dict[str, t.Any]],
+        request: requests.PreparedRequest | str | None,
+    ) -> list[dict[str, t.Any]]:
+        """``transform_record`` for a page; a value that cannot be read (a date that is
+        no date) stops the sync with a clear error naming the record, not a traceback."""
+        out = []
+        for record in records:
+            try:
+                out.append(self.transform_record(record))
+            except (ValueError, TypeError) as exc:
+                key = {name: record.get(name) for name in self.primary_keys or ()}
+                raise self.fail(
+                    f"record {key} has a value that cannot be read: {exc}", request
+                ) from None
+        return out
 
     def page_records(self, payload: t.Any) -> Iterable[dict[str, t.Any]]:
         """The raw records in a decoded page."""

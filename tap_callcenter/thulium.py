@@ -110,8 +110,7 @@ class ThuliumStream(CallcenterStream):
         )
         response = self.request_decorator(self._request)(prepared, context)
         payload = payload_of(response)
-        records = [self.transform_record(record) for record in payload["result"]]
-        return records, int(payload.get("count") or 0)
+        return self.transform_page(payload["result"], prepared), int(payload.get("count") or 0)
 
     def wall_bounds(self, window: Window) -> tuple[str, str]:
         """Inclusive minute bounds covering the window in Thulium's wall clock."""
@@ -143,6 +142,9 @@ class ThuliumStream(CallcenterStream):
         payload = super().decode_body(response)
         if not payload.get("errors") and not isinstance(payload.get("result"), list):
             msg = "it has no 'result' list"
+            raise ValueError(msg)
+        if not isinstance(optional_int(payload.get("count", 0)), int):
+            msg = f"its 'count' is not a number: {payload.get('count')!r}"
             raise ValueError(msg)
         return payload
 

@@ -89,8 +89,7 @@ class OperatorCallHistoryStream(CallcenterStream):
                 filters["tag"] = paginator.current_value
             response = fetch(filters, context)
             page: Page = payload_of(response)
-            for record in page.records:
-                yield self.transform_record(record)
+            yield from self.transform_page(page.records, self.transport.describe(filters))
             try:
                 paginator.advance(response)
             except RepeatedTagError as exc:
