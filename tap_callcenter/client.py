@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import random
 import threading
+import time
 import typing as t
 from functools import cached_property
 
@@ -28,6 +29,7 @@ import requests
 from singer_sdk import SchemaDirectory, StreamSchema
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
 
 from tap_callcenter import schemas
@@ -235,6 +237,29 @@ class CallcenterStream(RESTStream):
         self._finalize_state(state)
         self._write_state_message()
 
+    @cached_property
+    def _every_property_selected(self) -> bool:
+        return all(self.mask.values())
+
+    def _generate_record_messages(
+        self, record: dict[str, t.Any]
+    ) -> Generator[RecordMessage, None, None]:
+        """The SDK's record messages, minus its per-record pass over deselected
+        properties when none is deselected (a quarter of the tap's CPU time per record
+        at zero latency). Any deselected property takes the SDK's path unchanged."""
+        if not self._every_property_selected:
+            yield from super()._generate_record_messages(record)
+            return
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=dt.datetime.now(dt.timezone.utc),
+                )
+
     def _increment_stream_state(
         self,
         latest_record: dict[str, t.Any],
@@ -266,9 +291,22 @@ class CallcenterStream(RESTStream):
     def _request(
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
-        """The SDK's request, with at most ``max_concurrency`` in flight per stream."""
+        """The SDK's request, with at most ``max_concurrency`` in flight per stream, and
+        none sent while the server has asked the stream to pause (429 Retry-After)."""
+        while (pause := self._paused_until - time.monotonic()) > 0:
+            time.sleep(pause)
         with self._in_flight:
             return super()._request(prepared_request, context)
+
+    #: monotonic time before which no request of this stream is sent (Retry-After)
+    _paused_until: float = 0.0
+
+    def pause_for(self, response: requests.Response) -> None:
+        """Honour a 429's ``Retry-After`` for every request of the stream, not only for
+        the one that received it: concurrent requests must not keep hammering."""
+        seconds = retry_after_seconds(response)
+        if response.status_code == 429 and seconds:
+            self._paused_until = max(self._paused_until, time.monotonic() + min(seconds, 600.0))
 
     @property
     def timeout(self) -> int:
@@ -371,6 +409,7 @@ class CallcenterStream(RESTStream):
         """
         status = response.status_code
         if status == 429 or status >= 500:
+            self.pause_for(response)
             raise RetriableAPIError(
                 f"HTTP {status} {response.reason}: {self.api_error_message(response)}",
                 response,

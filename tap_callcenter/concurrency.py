@@ -18,10 +18,12 @@ its total is known) on a small pool and yields their results in submission order
 
 from __future__ import annotations
 
+import collections
+import itertools
 import queue
 import threading
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -122,16 +124,27 @@ def _put(channel: queue.Queue[t.Any], item: t.Any, stop: threading.Event) -> boo
 
 
 def map_in_order(fn: Callable[[T], R], args: Sequence[T], workers: int) -> Generator[R, None, None]:
-    """``fn(arg)`` for each arg, up to ``workers`` at a time, results in order."""
+    """``fn(arg)`` for each arg, up to ``workers`` at a time, results in order.
+
+    At most ``2 x workers`` results are computed ahead of the consumer, so memory stays
+    bounded however many calls there are.
+    """
     if workers <= 1 or len(args) <= 1:
         for arg in args:
             yield fn(arg)
         return
+    ahead = 2 * workers
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as executor:
-        futures = [executor.submit(fn, arg) for arg in args]
+        pending: collections.deque[Future[R]] = collections.deque()
+        remaining = iter(args)
         try:
-            for future in futures:
-                yield future.result()
+            for arg in itertools.islice(remaining, ahead):
+                pending.append(executor.submit(fn, arg))
+            while pending:
+                result = pending.popleft().result()
+                for arg in itertools.islice(remaining, 1):
+                    pending.append(executor.submit(fn, arg))
+                yield result
         finally:
-            for future in futures:
+            for future in pending:
                 future.cancel()

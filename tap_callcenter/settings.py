@@ -46,7 +46,7 @@ class SyncSettings:
             max_tries=int(config.get("max_tries", 6)),
             backoff_factor=float(config.get("backoff_factor", 1.0)),
             backoff_max_wait=float(config.get("backoff_max_wait", 60.0)),
-            max_concurrency=max(1, int(config.get("max_concurrency", 4))),
+            max_concurrency=max(1, int(config.get("max_concurrency", 8))),
         )
 
 

@@ -84,7 +84,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     th.Property(
         "max_concurrency",
         th.IntegerType,
-        default=4,
+        default=8,
         description=(
             "Requests in flight per stream: later windows (and Thulium pages) are fetched "
             "while earlier ones are emitted, in order. 1 = strictly sequential."

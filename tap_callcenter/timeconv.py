@@ -120,17 +120,38 @@ class LocalClock:
         return lo, hi
 
     def _first_wall_at_or_after(self, instant: dt.datetime, step: dt.timedelta) -> dt.datetime:
-        """Smallest wall time (multiple of ``step``) converting to >= ``instant``."""
+        """Smallest wall time (multiple of ``step``) whose planning instant is >= ``instant``."""
         naive = self.to_wall(instant)
-        low = _floor(naive - _MAX_SHIFT, step)  # converts to < instant
-        high = _ceil(naive + _MAX_SHIFT, step)  # converts to >= instant
+        low = _floor(naive - _MAX_SHIFT, step)  # plans to < instant
+        high = _ceil(naive + _MAX_SHIFT, step)  # plans to >= instant
         while high - low > step:
             mid = low + _floor_delta((high - low) / 2, step)
-            if self.to_utc(mid) >= instant:
+            if self.plan_utc(mid) >= instant:
                 high = mid
             else:
                 low = mid
         return high
+
+    def plan_utc(self, wall: dt.datetime) -> dt.datetime:
+        """``to_utc``, except that a wall time skipped by a spring jump maps to the
+        instant of the jump: a non-decreasing function of wall time, which the bounds
+        search needs. (``to_utc`` moves 02:59 forward to 01:59Z but 03:00 is 01:00Z, so
+        it is not monotone inside the gap; real servers never show gap times.)"""
+        aware = wall.replace(tzinfo=self.zone, fold=0)
+        instant = aware.astimezone(UTC)
+        if instant.astimezone(self.zone).replace(tzinfo=None) == wall:
+            return instant
+        # skipped: the jump lies between the two readings of this wall time; find the
+        # first whole second whose wall clock is past ``wall``
+        readings = (instant, wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC))
+        low, high = (int(r.timestamp()) for r in sorted(readings))
+        while high - low > 1:
+            mid = (low + high) // 2
+            if self.to_wall(dt.datetime.fromtimestamp(mid, UTC)) > wall:
+                high = mid
+            else:
+                low = mid
+        return dt.datetime.fromtimestamp(high, UTC)
 
 
 def _floor_delta(delta: dt.timedelta, step: dt.timedelta) -> dt.timedelta:

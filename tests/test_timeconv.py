@@ -76,11 +76,17 @@ def test_wall_range_is_the_exact_preimage_of_a_window(a: dt.datetime, b: dt.date
     if start == end:
         return
     lo, hi = WARSAW.wall_range(start, end)
-    # lo is the first wall second converting into the window, hi the last one
-    assert WARSAW.to_utc(lo) >= start
-    assert WARSAW.to_utc(lo - SECOND) < start
-    assert WARSAW.to_utc(hi) < end
-    assert WARSAW.to_utc(hi + SECOND) >= end
+    # lo is the first wall second planned into the window, hi the last one
+    assert WARSAW.plan_utc(lo) >= start
+    assert WARSAW.plan_utc(lo - SECOND) < start
+    assert WARSAW.plan_utc(hi) < end
+    assert WARSAW.plan_utc(hi + SECOND) >= end
+    # every existing wall time that converts into the window lies inside [lo, hi]
+    for minutes in range(-200, 200, 7):
+        wall = WARSAW.to_wall(start) + dt.timedelta(minutes=minutes)
+        exists = WARSAW.to_wall(WARSAW.to_utc(wall)) == wall
+        if exists and start <= WARSAW.to_utc(wall) < end:
+            assert lo <= wall <= hi, wall
 
 
 def test_window_ending_in_the_second_occurrence_asks_for_the_whole_repeated_hour() -> None:
@@ -91,6 +97,26 @@ def test_window_ending_in_the_second_occurrence_asks_for_the_whole_repeated_hour
     )
     assert lo == dt.datetime(2024, 10, 27, 2, 0)
     assert hi == dt.datetime(2024, 10, 27, 2, 59, 59)
+
+
+def test_window_ending_just_after_the_spring_jump_asks_for_the_wall_times_after_it() -> None:
+    # 01:30Z is 03:30 CEST: calls stamped 03:00..03:29 belong here (the gap 02:xx is empty)
+    lo, hi = WARSAW.wall_range(
+        dt.datetime(2024, 3, 31, 0, 0, tzinfo=UTC), dt.datetime(2024, 3, 31, 1, 30, tzinfo=UTC)
+    )
+    assert lo == dt.datetime(2024, 3, 31, 1, 0)
+    assert hi == dt.datetime(2024, 3, 31, 3, 29, 59)
+
+
+def test_plan_utc_is_non_decreasing_across_both_edges() -> None:
+    for day, hour in ((dt.date(2024, 3, 31), 0), (dt.date(2024, 10, 27), 0)):
+        wall = dt.datetime.combine(day, dt.time(hour))
+        previous = WARSAW.plan_utc(wall)
+        for _ in range(5 * 60):
+            wall += dt.timedelta(minutes=1)
+            current = WARSAW.plan_utc(wall)
+            assert current >= previous, wall
+            previous = current
 
 
 def test_window_starting_at_the_spring_jump_includes_the_skipped_wall_times() -> None:

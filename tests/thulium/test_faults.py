@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import SPRING, expected_keys, thulium_config, utc
-from tests.tap_runner import TAP_COMMAND, TapRun, parse_messages, run_tap, write_json_arg
+from tests.tap_runner import run_tap
 from tests.thulium.test_sync import assert_complete_and_correct
 
 START, END = SPRING
@@ -65,6 +62,24 @@ def test_429_waits_as_long_as_retry_after_says(thulium_emulator) -> None:
         assert retry["ts"] - log[i]["ts"] >= 0.95, "Retry-After was not honoured"
 
 
+def test_a_429_pauses_every_request_of_the_stream(thulium_emulator) -> None:
+    emu = thulium_emulator
+    emu.faults.latency_ms = 50
+    emu.faults.rate_limit_next = 1  # the first request is refused with Retry-After: 1
+    emu.faults.retry_after_seconds = 1
+    run = run_tap(thulium_config(emu, START, END, window_days=0.25, max_concurrency=8))
+    assert_complete_and_correct(emu, run, START, END)
+    log = [e for e in emu.requests_log if "/thulium/" in e["path"]]
+    refused = [e for e in log if e["status"] == 429]
+    assert refused
+    for entry in refused:
+        # requests of that stream sent after the refusal arrived wait out the pause
+        later = [
+            e for e in log if e["path"] == entry["path"] and 0.15 < e["ts"] - entry["ts"] < 0.9
+        ]
+        assert not later, f"{len(later)} requests were sent during the Retry-After pause"
+
+
 def test_records_inserted_while_paging_are_not_duplicated(thulium_emulator) -> None:
     emu = thulium_emulator
     before = {tuple(i["key"]) for i in emu.thulium.expected("connections")}
@@ -88,17 +103,27 @@ def test_records_inserted_while_paging_are_not_duplicated(thulium_emulator) -> N
 def test_emulator_restart_mid_sync_is_survived(thulium_emulator) -> None:
     emu = thulium_emulator
     emu.faults.latency_ms = 20
-    config = thulium_config(emu, START, END, window_days=0.125, backoff_factor=0.3, max_tries=8)
-    with tempfile.TemporaryDirectory() as tmp:
-        args = [*TAP_COMMAND, *write_json_arg(Path(tmp), "config", config)]
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        restarter = threading.Timer(0.8, lambda: (emu.stop(), time.sleep(1.0), emu.start()))
-        restarter.start()
-        out, err = proc.communicate(timeout=240)
-        restarter.join()
-    run = TapRun(proc.returncode, out, err, parse_messages(out))
+    # sequential, so most requests come after the restart
+    config = thulium_config(
+        emu, START, END, window_days=0.125, backoff_factor=0.3, max_tries=8, max_concurrency=1
+    )
+    restarted = threading.Event()
+
+    def restart_after_a_few_requests() -> None:
+        while len(emu.requests_log) < 5:
+            time.sleep(0.01)
+        emu.stop()
+        time.sleep(1.0)
+        emu.start()
+        restarted.set()
+
+    restarter = threading.Thread(target=restart_after_a_few_requests, daemon=True)
+    restarter.start()
+    run = run_tap(config)
+    restarter.join(timeout=30)
+    assert restarted.is_set()
     assert_complete_and_correct(emu, run, START, END)
-    assert "retrying" in err
+    assert "retrying" in run.stderr
 
 
 def _assert_clean_error(run, *needles: str, secret: str) -> None:
