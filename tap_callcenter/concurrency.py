@@ -32,9 +32,9 @@ T = t.TypeVar("T")
 R = t.TypeVar("R")
 
 #: Records per hand-over between a worker and the consumer.
-CHUNK = 500
+CHUNK = 200
 #: Chunks a worker may buffer ahead of the consumer before it waits.
-QUEUE_CHUNKS = 8
+QUEUE_CHUNKS = 4
 
 _DONE = object()
 
@@ -126,14 +126,14 @@ def _put(channel: queue.Queue[t.Any], item: t.Any, stop: threading.Event) -> boo
 def map_in_order(fn: Callable[[T], R], args: Sequence[T], workers: int) -> Generator[R, None, None]:
     """``fn(arg)`` for each arg, up to ``workers`` at a time, results in order.
 
-    At most ``2 x workers`` results are computed ahead of the consumer, so memory stays
+    At most ``workers`` results are computed ahead of the consumer, so memory stays
     bounded however many calls there are.
     """
     if workers <= 1 or len(args) <= 1:
         for arg in args:
             yield fn(arg)
         return
-    ahead = 2 * workers
+    ahead = workers
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as executor:
         pending: collections.deque[Future[R]] = collections.deque()
         remaining = iter(args)
