@@ -9,8 +9,10 @@ import typing as t
 from jsonschema import Draft7Validator
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.helpers._classproperty import classproperty
 
 from tap_callcenter import conpeek, ecss, thulium
 from tap_callcenter.errors import (
@@ -244,6 +246,22 @@ class TapCallcenter(Tap):
             raise ConfigValidationError("Invalid configuration", errors=errors)
         self.settings = SyncSettings.from_config(config, utc_now())
         return errors
+
+    @classproperty
+    def _env_var_config(cls) -> dict[str, t.Any]:
+        """``--config ENV``: the SDK reads top-level settings (``TAP_CALLCENTER_START_DATE``);
+        provider settings come from ``TAP_CALLCENTER_<PROVIDER>_<KEY>`` as in Meltano
+        (``TAP_CALLCENTER_THULIUM_PASSWORD``), merged over a whole-block JSON variable."""
+        schema = cls.config_jsonschema
+        cls.append_builtin_config(schema)
+        prefix = cls._env_var_prefix
+        config = parse_environment_config(schema, prefix)
+        for provider in PROVIDER_STREAMS:
+            block_schema = schema["properties"][provider]
+            nested = parse_environment_config(block_schema, f"{prefix}{provider.upper()}_")
+            if nested:
+                config[provider] = {**(config.get(provider) or {}), **nested}
+        return config
 
     def discover_streams(self) -> list[Stream]:
         """Streams of the configured providers only."""

@@ -70,3 +70,22 @@ def test_numbers_given_as_strings_are_accepted() -> None:
     config = {"thulium": THULIUM, "window_days": "0.5", "lookback_minutes": "90", "max_tries": "3"}
     result = run_tap(config, extra_args=("--discover",), timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_config_env_reads_nested_provider_settings() -> None:
+    env = {
+        "TAP_CALLCENTER_START_DATE": "2024-01-01T00:00:00Z",
+        "TAP_CALLCENTER_THULIUM_API_URL": "http://127.0.0.1:9/api",
+        "TAP_CALLCENTER_THULIUM_USERNAME": "u",
+        "TAP_CALLCENTER_THULIUM_PASSWORD": SECRET,
+        "TAP_CALLCENTER_MAX_TRIES": "2",
+    }
+    result = run_tap({}, extra_args=("--config", "ENV", "--discover"), timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    names = {s["tap_stream_id"] for s in json.loads(result.stdout)["streams"]}
+    assert names == {"thulium_connections", "thulium_recordings"}
+    assert SECRET not in result.stdout + result.stderr
+
+    missing = {k: v for k, v in env.items() if not k.endswith("PASSWORD")}
+    result = run_tap({}, extra_args=("--config", "ENV", "--discover"), timeout=60, env=missing)
+    _assert_clean_failure(result, "'password' is a required property")
