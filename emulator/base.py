@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import TYPE_CHECKING, Any
@@ -140,3 +141,23 @@ PROVIDERS: dict[str, ProviderSpec] = {}
 def register_provider(name: str, config_type: type, factory: ProviderFactory) -> None:
     """Make a provider known to :class:`~emulator.server.Emulator` (idempotent)."""
     PROVIDERS[name] = ProviderSpec(name, config_type, factory)
+
+
+#: Sort keys of the providers' stores are ``local_seconds * KEY_SCALE + sequence``.
+KEY_SCALE = 10**9
+
+
+def newest_insert_range(
+    keys: Sequence[int], lo: int | None, hi: int | None, fallback_hi: int
+) -> tuple[int, int]:
+    """Local-seconds range for records inserted "while a client pages": the last 30
+    minutes of the requested range ``[lo, hi]`` (or of the data when unbounded), and no
+    older than the newest stored record in it, so the new records sort first in a
+    newest-first list and push every later page down."""
+    if hi is None:
+        hi = keys[-1] // KEY_SCALE if keys else fallback_hi
+    low = max(hi - 1799, lo if lo is not None else hi - 1799)
+    newest = bisect_left(keys, (hi + 1) * KEY_SCALE) - 1
+    if newest >= 0:
+        low = min(hi, max(low, keys[newest] // KEY_SCALE))
+    return low, hi

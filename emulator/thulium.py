@@ -26,7 +26,15 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from emulator.base import Provider, Request, Response, Routes, register_provider
+from emulator.base import (
+    KEY_SCALE,
+    Provider,
+    Request,
+    Response,
+    Routes,
+    newest_insert_range,
+    register_provider,
+)
 
 DEFAULT_USERNAME = "api_user"
 DEFAULT_PASSWORD = "api_pass-Secret1"
@@ -41,7 +49,7 @@ DEFAULT_PERIODS: tuple[tuple[str, str], ...] = (
 )
 
 #: Sort key = local seconds * _K + seq; seq stays below _K.
-_K = 10**9
+_K = KEY_SCALE
 _EPOCH = datetime(1970, 1, 1)
 _UTC = timezone.utc
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -749,16 +757,9 @@ class ThuliumProvider(Provider):
         """Insert records inside the last 30 minutes of the requested local range, no
         older than its newest record: they sort first and push every later page down."""
         keys = self._conn_keys if stream == "connections" else self._rec_keys
-        if params.hi is not None:
-            hi = params.hi
-        elif keys:
-            hi = keys[-1] // _K
-        else:
-            hi = self.clock.local(max(e for _, e in self.periods)) - 1
-        lo = max(hi - 1799, params.lo if params.lo is not None else hi - 1799)
-        newest = bisect_left(keys, (hi + 1) * _K) - 1
-        if newest >= 0:
-            lo = min(hi, max(lo, keys[newest] // _K))
+        lo, hi = newest_insert_range(
+            keys, params.lo, params.hi, self.clock.local(max(e for _, e in self.periods)) - 1
+        )
         rng = self._insert_rng
         conns: list[_Conn] = []
         attempts = 0

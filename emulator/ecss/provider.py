@@ -41,7 +41,15 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
-from emulator.base import Provider, Request, Response, Routes, register_provider
+from emulator.base import (
+    KEY_SCALE,
+    Provider,
+    Request,
+    Response,
+    Routes,
+    newest_insert_range,
+    register_provider,
+)
 from emulator.ecss import etf
 from emulator.ecss.websocket import Connection, Handshake, Refusal, WebSocketServer
 from emulator.thulium import DEFAULT_PERIODS, LocalClock
@@ -87,7 +95,7 @@ LISTS: tuple[tuple[str, str], ...] = (
 )
 
 #: Sort key = local seconds * _K + seq; seq stays below _K.
-_K = 10**9
+_K = KEY_SCALE
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _UTC = timezone.utc
@@ -837,16 +845,9 @@ class EcssProvider(Provider):
         """New calls in the last 30 minutes of the window, no older than its newest call:
         they sort first (newest-first order) and land before every cursor."""
         keys = self._keys
-        if query.hi is not None:
-            hi = query.hi
-        elif keys:
-            hi = keys[-1] // _K
-        else:
-            hi = self.clock.local(max(e for _, e in self.periods)) - 1
-        lo = max(hi - 1799, query.lo if query.lo is not None else hi - 1799)
-        newest = bisect_left(keys, (hi + 1) * _K) - 1
-        if newest >= 0:
-            lo = min(hi, max(lo, keys[newest] // _K))
+        lo, hi = newest_insert_range(
+            keys, query.lo, query.hi, self.clock.local(max(e for _, e in self.periods)) - 1
+        )
         rng = self._insert_rng
         calls: list[_Call] = []
         attempts = 0
