@@ -33,10 +33,11 @@ from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
 
 from tap_callcenter import schemas
+from tap_callcenter.coerce import optional_bool, optional_int, optional_str
 from tap_callcenter.concurrency import prefetch_in_order
 from tap_callcenter.errors import CallcenterError, describe_request
 from tap_callcenter.pagination import attach_payload, payload_of
-from tap_callcenter.timeconv import format_utc, parse_utc
+from tap_callcenter.timeconv import LocalClock, format_utc, parse_utc
 from tap_callcenter.windows import Window, split_windows
 
 if t.TYPE_CHECKING:
@@ -382,10 +383,7 @@ class CallcenterStream(RESTStream):
 
     def describe_attempt(self, args: tuple[t.Any, ...]) -> str | None:
         """The request a retried call makes (its first argument), for logs and errors."""
-        request = args[0] if args else None
-        if isinstance(request, (requests.PreparedRequest, requests.Request)):
-            return describe_request(request.method or "GET", request.url or "")
-        return None
+        return _described(args[0] if args else None)
 
     def fail(
         self,
@@ -394,9 +392,7 @@ class CallcenterStream(RESTStream):
         hint: str | None = None,
     ) -> CallcenterError:
         """A :class:`CallcenterError` for this provider and stream."""
-        described = request if isinstance(request, str) or request is None else None
-        if isinstance(request, (requests.PreparedRequest, requests.Request)):
-            described = describe_request(request.method or "GET", request.url or "")
+        described = request if isinstance(request, str) else _described(request)
         return CallcenterError(
             message, provider=self.provider, stream=self.name, request=described, hint=hint
         )
@@ -475,9 +471,45 @@ class CallcenterStream(RESTStream):
         """The raw records in a decoded page."""
         raise NotImplementedError
 
+    #: Field coercions of ``transform_record``; each provider lists its fields.
+    #: Empty strings that mean "absent" (optional ids, dates) -> null.
+    empty_as_null_fields: t.ClassVar[tuple[str, ...]] = ()
+    #: Date-times as the API writes them (in ``clock``'s zone) -> UTC ISO 8601.
+    time_fields: t.ClassVar[tuple[str, ...]] = ()
+    #: Numbers (possibly as strings, or empty) -> int or null.
+    integer_fields: t.ClassVar[tuple[str, ...]] = ()
+    #: Flags (possibly as strings, or empty) -> bool or null.
+    boolean_fields: t.ClassVar[tuple[str, ...]] = ()
+
+    @cached_property
+    def clock(self) -> LocalClock:
+        """The zone the API's date-times are written in (UTC unless a provider says)."""
+        return LocalClock("UTC")
+
     def transform_record(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        """API record -> output record (UTC date-times, numbers, nulls)."""
+        """API record -> output record (UTC date-times, numbers, nulls); fields the
+        lists above do not name are kept as they come."""
+        for field in self.empty_as_null_fields:
+            if field in record:
+                record[field] = optional_str(record[field])
+        to_utc = self.clock.wall_text_to_utc_iso
+        for field in self.time_fields:
+            if field in record:
+                record[field] = to_utc(record[field])
+        for field in self.integer_fields:
+            if field in record:
+                record[field] = optional_int(record[field])
+        for field in self.boolean_fields:
+            if field in record:
+                record[field] = optional_bool(record[field])
         return record
+
+
+def _described(request: t.Any) -> str | None:
+    """``GET /path?query`` for an HTTP request object, None for anything else."""
+    if isinstance(request, (requests.PreparedRequest, requests.Request)):
+        return describe_request(request.method or "GET", request.url or "")
+    return None
 
 
 def _short_reason(exc: BaseException | None) -> str:

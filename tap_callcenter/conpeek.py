@@ -20,9 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 from singer_sdk.authenticators import APIKeyAuthenticator
 
 from tap_callcenter.client import CallcenterStream
-from tap_callcenter.coerce import optional_bool, optional_int
 from tap_callcenter.pagination import ShortPagePaginator
-from tap_callcenter.timeconv import LocalClock, format_utc
+from tap_callcenter.timeconv import format_utc
 from tap_callcenter.windows import Window
 
 if t.TYPE_CHECKING:
@@ -32,7 +31,6 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers.types import Context
 
 _FILTER_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-_UTC = LocalClock("UTC")
 
 
 def encode_filter(conditions: Sequence[tuple[str, str | None, t.Any]]) -> str:
@@ -77,10 +75,6 @@ class ConpeekStream(CallcenterStream):
     provider = "conpeek"
     auth_hint = "Check the setting conpeek.api_key"
     page_size: t.ClassVar[int]
-    #: Date-time fields ("YYYY-MM-DD HH:mm:ss", UTC) converted to ISO 8601 on output.
-    time_fields: t.ClassVar[tuple[str, ...]] = ()
-    integer_fields: t.ClassVar[tuple[str, ...]] = ()
-    boolean_fields: t.ClassVar[tuple[str, ...]] = ()
 
     @property
     def url_base(self) -> str:
@@ -127,18 +121,6 @@ class ConpeekStream(CallcenterStream):
 
     def page_records(self, payload: t.Any) -> Iterable[dict[str, t.Any]]:
         return t.cast("list[dict[str, t.Any]]", payload["data"])
-
-    def transform_record(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        for field in self.time_fields:
-            if field in record:
-                record[field] = _UTC.wall_text_to_utc_iso(record[field])
-        for field in self.integer_fields:
-            if field in record:
-                record[field] = optional_int(record[field])
-        for field in self.boolean_fields:
-            if field in record:
-                record[field] = optional_bool(record[field])
-        return record
 
 
 class CdrDialogStream(ConpeekStream):

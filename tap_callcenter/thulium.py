@@ -38,10 +38,7 @@ class ThuliumStream(CallcenterStream):
 
     provider = "thulium"
     auth_hint = "Check the settings thulium.username and thulium.password"
-    #: Fields holding local wall-clock times, converted to UTC on output.
-    local_time_fields: t.ClassVar[tuple[str, ...]] = ("date",)
-    #: Fields holding ids that may come as empty strings.
-    optional_id_fields: t.ClassVar[tuple[str, ...]] = ()
+    time_fields: t.ClassVar[tuple[str, ...]] = ("date",)
     integer_fields: t.ClassVar[tuple[str, ...]] = ("duration", "billsec")
 
     @property
@@ -157,19 +154,6 @@ class ThuliumStream(CallcenterStream):
     def page_records(self, payload: t.Any) -> Iterable[dict[str, t.Any]]:
         return t.cast("list[dict[str, t.Any]]", payload["result"])
 
-    def transform_record(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        to_utc = self.clock.wall_text_to_utc_iso
-        for field in self.local_time_fields:
-            if field in record:
-                record[field] = to_utc(record[field])
-        for field in self.optional_id_fields:
-            if field in record:
-                record[field] = optional_int(record[field])
-        for field in self.integer_fields:
-            if field in record:
-                record[field] = optional_int(record[field])
-        return record
-
 
 def errors_text(body: t.Any) -> str:
     """Flatten Thulium's ``errors`` (strings, or objects with code/message) to text."""
@@ -197,7 +181,8 @@ class ConnectionsStream(ThuliumStream):
     path = "/connections"
     primary_keys = ("connection_id",)
     replication_key = "date"
-    optional_id_fields = ("customer_id", "outbound_id", "queue_id", "topic_id")
+    # ids that may come as empty strings (-> null) with the durations
+    integer_fields = ("duration", "billsec", "customer_id", "outbound_id", "queue_id", "topic_id")
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)
@@ -212,4 +197,4 @@ class RecordingsStream(ThuliumStream):
     path = "/recordings"
     primary_keys = ("connection_id", "filename")
     replication_key = "created_at"
-    local_time_fields = ("date", "created_at")
+    time_fields = ("date", "created_at")

@@ -12,7 +12,6 @@ import typing as t
 from functools import cached_property
 
 from tap_callcenter.client import CallcenterStream
-from tap_callcenter.coerce import optional_int, optional_str
 from tap_callcenter.ecss.transport import EcssTransport, HttpTransport, WebsocketTransport
 from tap_callcenter.ecss.xml import (
     DURATION_ATTRIBUTES,
@@ -47,6 +46,9 @@ class OperatorCallHistoryStream(CallcenterStream):
     replication_key = "start_time"
     body_format = "XML"
     auth_hint = "Check the settings ecss.client_id, ecss.api_key and ecss.phone_number"
+    empty_as_null_fields = OPTIONAL_ATTRIBUTES
+    time_fields = TIME_ATTRIBUTES
+    integer_fields = DURATION_ATTRIBUTES
     #: One login session and one websocket, and the tag is a per-window cursor.
     supports_concurrency = False
 
@@ -124,16 +126,3 @@ class OperatorCallHistoryStream(CallcenterStream):
         except ValueError:
             pass
         return super().api_error_message(response)
-
-    def transform_record(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        to_utc = self.clock.wall_text_to_utc_iso
-        for name in OPTIONAL_ATTRIBUTES:
-            if name in record:
-                record[name] = optional_str(record[name])
-        for name in TIME_ATTRIBUTES:
-            if name in record:
-                record[name] = to_utc(record[name])
-        for name in DURATION_ATTRIBUTES:
-            if name in record:
-                record[name] = optional_int(record[name])
-        return record
