@@ -37,8 +37,10 @@ from tap_callcenter.coerce import optional_bool, optional_int, optional_str
 from tap_callcenter.concurrency import prefetch_in_order
 from tap_callcenter.errors import CallcenterError, describe_request
 from tap_callcenter.pagination import attach_payload, payload_of
+from tap_callcenter.report import CompletenessReport
+from tap_callcenter.state import BOOKMARK, INSTANT_KEYS
 from tap_callcenter.timeconv import LocalClock, format_utc, parse_utc
-from tap_callcenter.windows import Window, split_windows
+from tap_callcenter.windows import Window, WindowScope, split_windows
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable
@@ -48,9 +50,6 @@ if t.TYPE_CHECKING:
 
     from tap_callcenter.settings import SyncSettings
 
-
-#: State key of the main bookmark (the SDK's name for it).
-BOOKMARK = "replication_key_value"
 
 #: Failures worth another try: server-side trouble, throttling, and the network.
 RETRIABLE_EXCEPTIONS = (
@@ -116,48 +115,124 @@ class CallcenterStream(RESTStream):
 
     # ----------------------------------------------------------------- the engine
 
-    def sync_windows(self, bookmark_key: str = BOOKMARK) -> list[Window]:
-        """The windows this run covers: from the bookmark minus lookback (or
-        ``start_date``) to ``end_date`` (default: now at sync start)."""
-        settings = self.settings
-        start = settings.start_date
-        bookmark = self.bookmark(bookmark_key)
-        if bookmark is not None:
-            start = max(start, bookmark - settings.lookback)
-        windows = split_windows(start, settings.end_date, settings.window)
+    @property
+    def full_table(self) -> bool:
+        """The catalog asks for FULL_TABLE: read from ``start_date``, ignore bookmarks."""
+        return (
+            self.replication_method == "FULL_TABLE"
+            or self.name in getattr(self._tap, "full_table_streams", ())
+        )
+
+    def apply_catalog(self, catalog: t.Any) -> None:
+        """The SDK's catalog handling; a catalog that blanks the replication key (as
+        some tools write for FULL_TABLE) keeps the stream's own: windows need it."""
+        declared = self.replication_key
+        super().apply_catalog(catalog)
+        if not self.replication_key:
+            self.replication_key = declared
+
+    def sync_start(self, bookmark_key: str = BOOKMARK) -> dt.datetime:
+        """Where this run begins: ``start_date`` for a stream without a bookmark (or in
+        FULL_TABLE mode); else the bookmark minus the lookback — however old the
+        bookmark, so a paused pipeline loses nothing. When the lookback range touches
+        the second occurrence of a repeated autumn hour, it widens by the clock shift:
+        calls made then are stamped with the first occurrence, an hour earlier."""
+        bookmark = None if self.full_table else self.bookmark(bookmark_key)
+        if bookmark is None:
+            return self.settings.start_date
+        start = bookmark - self.settings.lookback
+        return start - self.clock.repeated_shift(start, bookmark)
+
+    def sync_windows(self, start: dt.datetime, bookmark_key: str = BOOKMARK) -> list[Window]:
+        """The windows from ``start`` to the end of the sync (the earlier of ``end_date``
+        and the time the sync started)."""
+        end = self.settings.end_date
+        windows = split_windows(start, end, self.settings.window)
         self.logger.info(
-            "%s: syncing %s to %s in %d window(s) (bookmark %s)",
+            "%s: syncing %s to %s in %d window(s) (%s %s%s)",
             self.name,
             format_utc(start),
-            format_utc(settings.end_date),
+            format_utc(end),
             len(windows),
-            format_utc(bookmark) if bookmark else "none",
+            INSTANT_KEYS.get(bookmark_key, bookmark_key),
+            self.stream_state.get(bookmark_key) or "none",
+            ", FULL_TABLE" if self.full_table else "",
         )
         return windows
 
     def bookmark(self, key: str = BOOKMARK) -> dt.datetime | None:
-        """A bookmark from the stream's state (the main one by default), in UTC."""
+        """A bookmark from the stream's state (the main one by default), in UTC.
+
+        A bookmark later than now cannot have been written by a correct run (no window
+        ends after its run started), so it is not trusted: a WARNING, and the stream
+        starts from ``start_date`` as if it had none — repeats, never a gap.
+        """
         state = self.stream_state
         value = state.get(key)
         if not value or (key == BOOKMARK and state.get("replication_key") != self.replication_key):
             return None
-        return parse_utc(str(value))
+        instant = parse_utc(str(value))
+        if instant > self.settings.now:
+            if key not in self._distrusted:
+                self._distrusted.add(key)
+                self.logger.warning(
+                    "%s: the %s %s in the input state is later than now (%s): ignored, "
+                    "the stream syncs from start_date %s",
+                    self.name,
+                    INSTANT_KEYS.get(key, key),
+                    value,
+                    format_utc(self.settings.now),
+                    format_utc(self.settings.start_date),
+                )
+            return None
+        return instant
+
+    @cached_property
+    def _distrusted(self) -> set[str]:
+        return set()
+
+    @cached_property
+    def report(self) -> CompletenessReport:
+        """This run's completeness counters (logged at the end of the stream)."""
+        return CompletenessReport()
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        """Records of every window in order, bookmark and STATE after each window."""
-        yield from self.sync_pass(self.sync_windows())
+        """Records of every window in order, bookmark and STATE after each window,
+        then the completeness report."""
+        yield from self.sync_pass(self.sync_windows(self.sync_start()))
+        self.report.log(self.logger, self.name)
+
+    def get_replication_key_signpost(self, context: Context | None = None) -> None:
+        """No signpost: the engine's bookmarks never pass the end of a window, and the
+        SDK's (the real clock) would disagree with a test's simulated now."""
+        return
 
     def sync_pass(
-        self, windows: list[Window], field: str | None = None, bookmark_key: str = BOOKMARK
+        self,
+        windows: list[Window],
+        field: str | None = None,
+        bookmark_key: str = BOOKMARK,
+        keep: Callable[[dict[str, t.Any]], bool] | None = None,
     ) -> Iterable[dict[str, t.Any]]:
-        """Windows fetched ahead (``max_concurrency``), emitted and finalized in order."""
+        """Windows fetched ahead (``max_concurrency``), emitted and finalized in order.
+
+        ``field`` is what the windows are on (default: the replication key), with its
+        own ``bookmark_key``; ``keep`` leaves out records another pass emits."""
+        if not windows:
+            return
+        field = field or self.replication_key
+        run = Window(windows[0].start, windows[-1].end)
+        # records before the incoming bookmark are re-reads (the lookback)
+        old = None if self.full_table else self.bookmark(bookmark_key)
+        reread_before = format_utc(old) if old is not None else None
         fetched = prefetch_in_order(
             windows, lambda window: self.fetch_window(window, field), self.concurrency
         )
         with contextlib.closing(fetched):  # on failure, stop the fetchers now
             for window, records in fetched:
-                yield from self.window_records(window, records, field)
-                self.finalize_window(window, bookmark_key)
+                scope = WindowScope(window, run, str(field), reread_before, keep)
+                yield from self.window_records(scope, records)
+                self.advance_bookmark(window.end, bookmark_key)
 
     @property
     def concurrency(self) -> int:
@@ -171,70 +246,151 @@ class CallcenterStream(RESTStream):
 
     #: False where requests must not overlap (ECSS: one session, a cursor per window).
     supports_concurrency: t.ClassVar[bool] = True
+    #: True where the API writes and filters local wall-clock seconds (``clock``).
+    stamps_wall_clock: t.ClassVar[bool] = False
 
     def window_records(
-        self,
-        window: Window,
-        records: Iterable[dict[str, t.Any]],
-        field: str | None = None,
+        self, scope: WindowScope, records: Iterable[dict[str, t.Any]]
     ) -> Iterable[dict[str, t.Any]]:
-        """One window's records: ``field`` (default: the replication key) inside the
-        window, each primary key once."""
-        field = field or self.replication_key
+        """One window's records, by these rules (each counted in the report):
+
+        - the replication key (``scope.field``) inside the window: emitted, each
+          primary key once (pages shift under live inserts: repeats are dropped);
+        - inside another window of this run: left to that window;
+        - outside the whole run: not emitted (earlier runs or the next one cover it);
+        - no primary key (null, empty or missing): skipped with a WARNING — no loader
+          could upsert it, and a null key would break the record's SCHEMA;
+        - no replication-key value: emitted once per run, with a WARNING.
+        """
+        window, report = scope.window, self.report
         lower, upper = format_utc(window.start), format_utc(window.end)
+        run_lower, run_upper = format_utc(scope.run.start), format_utc(scope.run.end)
         key_fields = tuple(self.primary_keys or ())
         seen: set[tuple[t.Any, ...]] = set()
-        outside = duplicates = missing_key = 0
+        neighbours: set[tuple[t.Any, ...]] = set()
+        no_key = no_field = duplicates = outside_run = 0
         for record in records:
-            value = record.get(field) if field else None
-            if value is None:
-                missing_key += 1
-            elif not lower <= value < upper:  # canonical UTC ISO strings sort as instants
-                outside += 1
-                continue
             key = tuple(record.get(name) for name in key_fields)
+            if any(part is None or part == "" for part in key):
+                no_key += 1
+                continue
+            value = record.get(scope.field)
+            if value is None:
+                if key in self._emitted_without_field:
+                    duplicates += 1
+                    continue
+                self._emitted_without_field.add(key)
+                no_field += 1
+            elif not lower <= value < upper:  # canonical UTC ISO strings sort as instants
+                neighbours.add(key)
+                outside_run += not run_lower <= value < run_upper
+                continue
             if key in seen:
                 duplicates += 1
                 continue
+            if scope.keep is not None and not scope.keep(record):
+                continue
             seen.add(key)
+            if scope.reread_before is not None and value is not None:
+                report.reread += value < scope.reread_before
             yield record
-        if missing_key:
+        report.windows += 1
+        report.emitted += len(seen)
+        report.repeats += duplicates
+        report.outside_run += outside_run
+        report.without_key += no_key
+        report.without_replication_key += no_field
+        if no_key:
             self.logger.warning(
-                "%s: %d record(s) in window %s have no %s; emitted without a bookmark value",
+                "%s: %d record(s) in window %s have no primary key %s: skipped (no loader "
+                "can upsert them)",
                 self.name,
-                missing_key,
+                no_key,
                 window,
-                field,
+                "/".join(key_fields),
             )
+        if no_field:
+            self.logger.warning(
+                "%s: %d record(s) in window %s have no %s: emitted once in this run",
+                self.name,
+                no_field,
+                window,
+                scope.field,
+            )
+        self.reconcile(window, len(seen | neighbours) + no_key)
         self.logger.info(
             "%s: window %s done: %d record(s), %d repeat(s) dropped, %d neighbour(s) "
-            "outside the window left to their own window",
+            "left to other windows of this run, %d outside this run's range",
             self.name,
             window,
             len(seen),
             duplicates,
-            outside,
+            len(neighbours) - outside_run,
+            outside_run,
         )
+
+    @cached_property
+    def _emitted_without_field(self) -> set[tuple[t.Any, ...]]:
+        """Keys of records without a replication-key value emitted in this run."""
+        return set()
+
+    # Totals the API reported for the window being fetched (Thulium's ``count``).
+
+    @cached_property
+    def _fetching(self) -> threading.local:
+        """The window each thread is fetching (a window is fetched by one thread)."""
+        return threading.local()
+
+    @cached_property
+    def _api_totals(self) -> dict[Window, int]:
+        return {}
+
+    def note_api_total(self, total: int) -> None:
+        """Remember the API's own count of the records of the window being fetched (by
+        this thread); the engine reconciles it when the window is done."""
+        window = getattr(self._fetching, "window", None)
+        if window is not None:
+            self._api_totals[window] = total
+
+    def reconcile(self, window: Window, received: int) -> None:
+        """WARNING when a window gave fewer distinct records than the API's count."""
+        total = self._api_totals.pop(window, None)
+        if total is not None and received < total:
+            self.report.short_windows += 1
+            self.logger.warning(
+                "%s: window %s: the API counted %d record(s), %d distinct were received",
+                self.name,
+                window,
+                total,
+                received,
+            )
 
     def fetch_window(self, window: Window, field: str | None) -> Iterable[dict[str, t.Any]]:
         """Every record the API returns for ``window`` on ``field`` (all pages),
-        transformed. The SDK request context carries both to ``get_url_params``."""
-        return self.request_records({**window.as_context(), "field": field})
+        transformed. The SDK request context carries both to ``get_url_params``.
 
-    def finalize_window(self, window: Window, bookmark_key: str = BOOKMARK) -> None:
-        """Move a bookmark to the end of a completed window and emit STATE.
+        For an API that stamps wall-clock time, a window that no wall second converts
+        into (one inside the second occurrence of a repeated hour: those calls are
+        stamped with the first) cannot hold a record: no request, never an inverted
+        range."""
+        if self.stamps_wall_clock and self.clock.wall_range(window.start, window.end) is None:
+            return
+        self._fetching.window = window
+        yield from self.request_records({**window.as_context(), "field": field})
+
+    def advance_bookmark(self, value: dt.datetime, bookmark_key: str = BOOKMARK) -> None:
+        """Move a bookmark to ``value`` (the end of a completed window) and emit STATE.
 
         The bookmark never goes backwards (a lookback window may end before the old
         bookmark, and the old one is still valid) and never passes what was emitted.
         """
         state = self.stream_state
-        new_value = window.end
         old_value = self.bookmark(bookmark_key)
-        if old_value is not None and old_value > new_value:
-            new_value = old_value
+        if old_value is not None and old_value > value:
+            value = old_value
         if bookmark_key == BOOKMARK:
             state["replication_key"] = self.replication_key
-        state[bookmark_key] = format_utc(new_value)
+        state[bookmark_key] = format_utc(value)
         self._finalize_state(state)
         self._write_state_message()
 
@@ -267,7 +423,7 @@ class CallcenterStream(RESTStream):
         *,
         context: Context | None = None,
     ) -> None:
-        """The engine owns the bookmark (per window, see ``finalize_window``).
+        """The engine owns the bookmark (per window, see ``advance_bookmark``).
 
         The SDK's per-record progress markers would only be promoted at the very end
         of a stream and are not resumable, so they are not kept.

@@ -38,6 +38,15 @@ QUEUE_CHUNKS = 4
 
 _DONE = object()
 
+#: Set when the process is stopping (SIGTERM): pools stop without waiting for their
+#: threads, which may sit in a request to a server that hangs.
+_ABANDONED = threading.Event()
+
+
+def abandon_workers() -> None:
+    """From now on, shutting a pool down does not wait for its threads."""
+    _ABANDONED.set()
+
 
 class _Failure:
     def __init__(self, error: BaseException) -> None:
@@ -109,7 +118,7 @@ def prefetch_in_order(
         for channel in queues.values():  # unblock workers waiting to put
             while not channel.empty():
                 channel.get_nowait()
-        executor.shutdown(wait=True, cancel_futures=True)
+        executor.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)
 
 
 def _put(channel: queue.Queue[t.Any], item: t.Any, stop: threading.Event) -> bool:
@@ -133,18 +142,16 @@ def map_in_order(fn: Callable[[T], R], args: Sequence[T], workers: int) -> Gener
         for arg in args:
             yield fn(arg)
         return
-    ahead = workers
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page") as executor:
-        pending: collections.deque[Future[R]] = collections.deque()
-        remaining = iter(args)
-        try:
-            for arg in itertools.islice(remaining, ahead):
+    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page")
+    pending: collections.deque[Future[R]] = collections.deque()
+    remaining = iter(args)
+    try:
+        for arg in itertools.islice(remaining, workers):
+            pending.append(executor.submit(fn, arg))
+        while pending:
+            result = pending.popleft().result()
+            for arg in itertools.islice(remaining, 1):
                 pending.append(executor.submit(fn, arg))
-            while pending:
-                result = pending.popleft().result()
-                for arg in itertools.islice(remaining, 1):
-                    pending.append(executor.submit(fn, arg))
-                yield result
-        finally:
-            for future in pending:
-                future.cancel()
+            yield result
+    finally:
+        executor.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)

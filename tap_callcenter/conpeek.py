@@ -13,6 +13,7 @@ since the last run (loaders that upsert by ``id`` then hold the closed version).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import typing as t
 from urllib.parse import parse_qs, urlsplit
@@ -50,11 +51,19 @@ def encode_filter(conditions: Sequence[tuple[str, str | None, t.Any]]) -> str:
 
 
 def window_filter(field: str, window: Window) -> str:
-    """``field >= start AND field < end`` in the API's UTC format."""
+    """``field >= start AND field < end`` in the API's UTC format, which has whole
+    seconds: the start is floored and the end rounded up, so the filter covers the
+    window even when its bounds have fractions of a second (a ``start_date`` of
+    ``…00.500Z``, a fractional ``window_days``); the engine's in-window filter then
+    drops the neighbours."""
+    start = window.start.replace(microsecond=0)
+    end = window.end.replace(microsecond=0)
+    if end < window.end:
+        end += dt.timedelta(seconds=1)
     return encode_filter(
         [
-            (field, "gte", window.start.strftime(_FILTER_TIME_FORMAT)),
-            (field, "lt", window.end.strftime(_FILTER_TIME_FORMAT)),
+            (field, "gte", start.strftime(_FILTER_TIME_FORMAT)),
+            (field, "lt", end.strftime(_FILTER_TIME_FORMAT)),
         ]
     )
 
@@ -145,6 +154,9 @@ class CdrDialogStream(ConpeekStream):
 
 #: State key of the summaries' second bookmark (closures, by ``closed_date``).
 CLOSURES_BOOKMARK = "closed_date_bookmark"
+#: State key of the earliest ``created_date`` the stream has synced: closures of
+#: summaries created before it were never emitted, and are not re-emitted either.
+CREATED_FLOOR = "created_date_floor"
 
 
 class VoiceCampaignRequestSummaryStream(ConpeekStream):
@@ -159,19 +171,59 @@ class VoiceCampaignRequestSummaryStream(ConpeekStream):
     integer_fields = ("id", "project_id", "tries", "max_tries")
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        """Summaries created in the sync range, then those closed since the last run."""
-        created_windows = self.sync_windows()
-        yield from self.sync_pass(created_windows)
-        if not self.provider_config.get("sync_closures", True) or not created_windows:
-            return
-        # Summaries created inside this run's range were just read in their current
-        # state; the closure pass adds those created earlier (not before start_date)
-        # and closed since the last run.
-        earliest = format_utc(self.settings.start_date)
-        created_from = format_utc(created_windows[0].start)
-        closures = self.sync_pass(
-            self.sync_windows(CLOSURES_BOOKMARK), "closed_date", CLOSURES_BOOKMARK
-        )
-        for record in closures:
-            if earliest <= (record.get("created_date") or "") < created_from:
-                yield record
+        """Summaries created in the sync range, then those closed since the last run.
+
+        The created-date pass reads every summary of its range in its current state, so
+        a closure happening before the pass began is already in what it emits. The
+        closures pass adds the summaries created before that range (and not before the
+        earliest date the stream ever synced) that were closed since the closures
+        bookmark. That bookmark begins where the created-date pass of the first run
+        began reading (its end: the time the sync started), so a first run or a
+        resumed backfill makes no closures requests it does not need, and nothing
+        closed since is missed.
+        """
+        start = self.sync_start()
+        windows = self.sync_windows(start)
+        closures_from = self.closures_start()
+        floor = self.created_floor(start)
+        enabled = bool(self.provider_config.get("sync_closures", True))
+        if enabled and not self.full_table and self.bookmark(CLOSURES_BOOKMARK) is None:
+            # kept in the state from the first STATE on, so an interrupted run resumes it
+            origin = self.bookmark() or self.settings.end_date
+            self.stream_state[CLOSURES_BOOKMARK] = format_utc(origin)
+        yield from self.sync_pass(windows)
+        if enabled and closures_from is not None and windows:
+            created_from = format_utc(windows[0].start)
+
+            def created_before_this_run(record: dict[str, t.Any]) -> bool:
+                created = record.get("created_date")
+                return created is not None and floor <= created < created_from
+
+            yield from self.sync_pass(
+                self.sync_windows(closures_from, CLOSURES_BOOKMARK),
+                "closed_date",
+                CLOSURES_BOOKMARK,
+                keep=created_before_this_run,
+            )
+        if enabled and (self.full_table or closures_from is None):
+            # everything was just read in its current state: closures up to now are in
+            self.advance_bookmark(self.settings.end_date, CLOSURES_BOOKMARK)
+        self.report.log(self.logger, self.name)
+
+    def closures_start(self) -> dt.datetime | None:
+        """Where the closures pass begins (its bookmark minus the lookback), or None when
+        there is nothing to re-read: a first run, or FULL_TABLE (the created-date pass
+        reads every summary as it is now)."""
+        if self.full_table:
+            return None
+        origin = self.bookmark(CLOSURES_BOOKMARK) or self.bookmark()
+        return None if origin is None else origin - self.settings.lookback
+
+    def created_floor(self, start: dt.datetime) -> str:
+        """The earliest ``created_date`` the stream has synced, as a UTC ISO string:
+        this run's start for a stream without a bookmark (remembered in the state), the
+        remembered one after that ("" for a state from before it was remembered)."""
+        state = self.stream_state
+        if state.get(CREATED_FLOOR) is None and (self.full_table or self.bookmark() is None):
+            state[CREATED_FLOOR] = format_utc(start)
+        return str(state.get(CREATED_FLOOR) or "")

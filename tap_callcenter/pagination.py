@@ -10,6 +10,8 @@ import typing as t
 
 from singer_sdk.pagination import BaseAPIPaginator
 
+from tap_callcenter.coerce import optional_int
+
 if t.TYPE_CHECKING:
     import requests
 
@@ -32,25 +34,31 @@ class CountOffsetPaginator(BaseAPIPaginator[int]):
     The next offset advances by the number of records actually received, never by the
     requested limit: a server that clamps ``limit`` returns short pages that are not the
     last one. Paging ends when the offset reaches ``count`` (read from the latest page,
-    since live inserts change it) or when a page comes back empty.
+    since live inserts change it) or when a page comes back empty. A page without a
+    count, or with one smaller than what was already received, ends paging when it is
+    shorter than the first page (the server's real page size).
     """
 
     def __init__(self, records_key: str = "result", count_key: str = "count") -> None:
         super().__init__(0)
         self._records_key = records_key
         self._count_key = count_key
+        self._page_size: int | None = None
 
     def _received(self, response: requests.Response) -> int:
         return len(payload_of(response).get(self._records_key) or [])
 
     def has_more(self, response: requests.Response) -> bool:
         received = self._received(response)
-        total = payload_of(response).get(self._count_key)
+        if self._page_size is None:
+            self._page_size = received
         if received == 0:
             return False
-        if total is None:  # no total: only an empty page ends it
-            return True
-        return self.current_value + received < int(total)
+        total = optional_int(payload_of(response).get(self._count_key))
+        done = self.current_value + received
+        if not isinstance(total, int) or total < done:  # no usable total: a short page ends
+            return received >= self._page_size
+        return done < total
 
     def get_next(self, response: requests.Response) -> int:
         return self.current_value + self._received(response)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -17,12 +18,20 @@ from tap_callcenter.timeconv import UTC, UnknownTimezoneError, load_zone, parse_
 PROVIDERS = ("conpeek", "thulium", "ecss")
 DEFAULT_START_DAYS = 30
 
+#: Tests only: the tap's "now" (ISO 8601), so a simulated-clock test can run the tap
+#: against an emulator whose time it controls. Never set it in production.
+TEST_NOW_VARIABLE = "TAP_CALLCENTER_TEST_NOW"
+
 
 @dataclass(frozen=True)
 class SyncSettings:
     """What every stream needs to plan its windows and its HTTP calls."""
 
+    #: When the sync started: no window ends and no bookmark lies after it.
+    now: dt.datetime
+    #: Where a stream with no bookmark begins (``start_date`` or its default).
     start_date: dt.datetime
+    #: Exclusive end of every window: the earlier of ``end_date`` and ``now``.
     end_date: dt.datetime
     lookback: dt.timedelta
     window: dt.timedelta
@@ -38,20 +47,30 @@ class SyncSettings:
         start = config.get("start_date")
         end = config.get("end_date")
         return cls(
+            now=now,
             start_date=parse_utc(start) if start else now - dt.timedelta(days=DEFAULT_START_DAYS),
-            end_date=parse_utc(end) if end else now,
-            lookback=dt.timedelta(minutes=float(config.get("lookback_minutes", 60))),
-            window=dt.timedelta(days=float(config.get("window_days", 1))),
-            request_timeout=float(config.get("request_timeout", 60)),
-            max_tries=int(config.get("max_tries", 6)),
-            backoff_factor=float(config.get("backoff_factor", 1.0)),
-            backoff_max_wait=float(config.get("backoff_max_wait", 60.0)),
-            max_concurrency=max(1, int(config.get("max_concurrency", 8))),
+            end_date=min(parse_utc(end), now) if end else now,
+            lookback=dt.timedelta(minutes=_number(config, "lookback_minutes", 60)),
+            window=dt.timedelta(days=_number(config, "window_days", 1)),
+            request_timeout=_number(config, "request_timeout", 60),
+            max_tries=int(_number(config, "max_tries", 6)),
+            backoff_factor=_number(config, "backoff_factor", 1.0),
+            backoff_max_wait=_number(config, "backoff_max_wait", 60.0),
+            max_concurrency=int(_number(config, "max_concurrency", 8)),
         )
 
 
+def _number(config: Mapping, key: str, default: float) -> float:
+    """A numeric setting (already range-checked by the schema); null means the default."""
+    value = config.get(key)
+    return default if value is None else float(value)
+
+
 def utc_now() -> dt.datetime:
-    """Now, in UTC, to the second (the default ``end_date``)."""
+    """Now, in UTC, to the second (the default ``end_date``), or the test override."""
+    override = os.environ.get(TEST_NOW_VARIABLE)
+    if override:
+        return parse_utc(override)
     return dt.datetime.now(UTC).replace(microsecond=0)
 
 

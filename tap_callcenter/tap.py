@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import os
+import signal
 import sys
 import typing as t
+from types import FrameType
 
 from jsonschema import Draft7Validator
 from singer_sdk import Stream, Tap
@@ -13,8 +18,9 @@ from singer_sdk.configuration._dict_config import parse_environment_config
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._classproperty import classproperty
+from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 
-from tap_callcenter import conpeek, ecss, thulium
+from tap_callcenter import concurrency, conpeek, ecss, thulium
 from tap_callcenter.errors import (
     CallcenterError,
     collect_secrets,
@@ -22,14 +28,19 @@ from tap_callcenter.errors import (
     redactor,
 )
 from tap_callcenter.settings import (
+    TEST_NOW_VARIABLE,
     SyncSettings,
     coerce_number_strings,
     semantic_errors,
     unknown_key_errors,
     utc_now,
 )
+from tap_callcenter.state import check_state, parse_state_text
 
-_SECRET = {"secret": True}
+#: Largest accepted lookback (a week) and window (ten years): bigger values are typos
+#: (and a window of 1e12 days does not fit a date).
+MAX_LOOKBACK_MINUTES = 7 * 24 * 60
+MAX_WINDOW_DAYS = 3660
 
 
 def _provider_block(name: str, description: str, *properties: th.Property) -> th.Property:
@@ -52,7 +63,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "lookback_minutes",
-        th.IntegerType,
+        th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES),
         default=60,
         description=(
             "An incremental run restarts this far before the bookmark: a call record appears "
@@ -61,31 +72,31 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "window_days",
-        th.NumberType,
+        th.NumberType(exclusive_minimum=0, maximum=MAX_WINDOW_DAYS),
         default=1,
         description="Size of the date windows; the bookmark advances after each window.",
     ),
     th.Property(
         "request_timeout",
-        th.NumberType,
+        th.NumberType(exclusive_minimum=0, maximum=3600),
         default=60,
         description="Seconds to wait for a response before retrying the request.",
     ),
     th.Property(
         "max_tries",
-        th.IntegerType,
+        th.IntegerType(minimum=1, maximum=100),
         default=6,
         description="Attempts per request on 429, 5xx, timeouts and dropped connections.",
     ),
     th.Property(
         "backoff_factor",
-        th.NumberType,
+        th.NumberType(minimum=0, maximum=3600),
         default=1.0,
         description="First retry wait in seconds; doubles each retry (Retry-After wins).",
     ),
     th.Property(
         "max_concurrency",
-        th.IntegerType,
+        th.IntegerType(minimum=1, maximum=64),
         default=8,
         description=(
             "Requests in flight per stream: later windows (and Thulium pages) are fetched "
@@ -94,7 +105,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "backoff_max_wait",
-        th.NumberType,
+        th.NumberType(minimum=0, maximum=3600),
         default=60.0,
         description="Longest wait between two tries, in seconds (unless Retry-After asks more).",
     ),
@@ -194,7 +205,7 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
         th.Property(
             "page_size",
-            th.IntegerType,
+            th.IntegerType(minimum=1, maximum=10000),
             default=100,
             description="Records asked for per page (the server may give fewer).",
         ),
@@ -210,18 +221,88 @@ PROVIDER_STREAMS: dict[str, list[type[Stream]]] = {
 }
 
 
+class TapTerminated(BaseException):
+    """SIGTERM or SIGINT: stop now. Every message written so far is whole, and the last
+    STATE among them is safe to resume from (STATE only ever follows the records it
+    covers)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal number (143 for SIGTERM)."""
+        return 128 + self.signum
+
+
+class WholeMessageWriter(MsgSpecWriter):
+    """The SDK's msgspec writer that never leaves half a message on stdout: a stop
+    signal that arrives while a message is being written takes effect right after."""
+
+    writing = False
+    pending_signal: int | None = None
+
+    def write_message(self, message: t.Any) -> None:
+        self.writing = True
+        try:
+            super().write_message(message)
+        finally:
+            self.writing = False
+        if self.pending_signal is not None:
+            raise TapTerminated(self.pending_signal)
+
+
 class TapCallcenter(Tap):
     """Call-detail records, recordings and campaign summaries from call-center APIs."""
 
     name = "tap-callcenter"
     package_name = "tap-callcenter"
     config_jsonschema = CONFIG_SCHEMA
-    #: The SDK's msgspec writer: same Singer messages, serialized several times faster.
-    message_writer_class = MsgSpecWriter
+    #: The SDK's msgspec writer (several times faster), writing whole messages only.
+    message_writer_class = WholeMessageWriter
+    #: The SDK's list without BATCH: a BATCH message is written after the STATE of the
+    #: windows it holds, so a crash between them would checkpoint rows never delivered.
+    capabilities: t.ClassVar[list] = [
+        TapCapabilities.CATALOG,
+        TapCapabilities.STATE,
+        TapCapabilities.DISCOVER,
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+    ]
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         self.settings: SyncSettings
+        #: Streams the input catalog sets to FULL_TABLE, in any of the spellings in use
+        #: (read here: the SDK keeps only ``forced-replication-method``).
+        self.full_table_streams = full_table_streams(kwargs.get("catalog"))
         super().__init__(*args, **kwargs)
+
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """The SDK's state loading, after checking every bookmark can be read."""
+        super().load_state(check_state(state))
+
+    @classmethod
+    def invoke(cls, *, state: t.IO[str] | None = None, **kwargs: t.Any) -> None:
+        """The SDK's sync command, with the state file read and checked first (an empty,
+        non-JSON or malformed file is one clear error, not a traceback)."""
+        if state is not None:
+            parsed = parse_state_text(state.read(), f"the state file {state.name!r}")
+            state = io.StringIO(json.dumps(parsed))
+        super().invoke(state=state, **kwargs)
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        """Stop on SIGTERM/SIGINT with a non-zero exit (the SDK exits 0, so schedulers
+        would record an interrupted run as a success). No extra STATE is written: the
+        stream state may describe a window whose records are not all out yet."""
+        concurrency.abandon_workers()
+        writer = self.message_writer
+        if isinstance(writer, WholeMessageWriter) and writer.writing:
+            writer.pending_signal = signum
+            return
+        raise TapTerminated(signum)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Schema validation, then unknown keys and meaning (dates, zones, providers).
@@ -241,10 +322,22 @@ class TapCallcenter(Tap):
                 where = ".".join(str(part) for part in error.path)
                 errors.append(f"{where}: {error.message}" if where else error.message)
         errors += semantic_errors(config)
+        if "batch_config" in config:
+            errors = [e for e in errors if "'batch_config'" not in e]
+            errors.append(
+                "setting 'batch_config': BATCH messages are not supported (a STATE must "
+                "never come before the records it covers); remove the setting"
+            )
         errors = [redactor.redact(e) for e in errors]
         if errors:
             raise ConfigValidationError("Invalid configuration", errors=errors)
         self.settings = SyncSettings.from_config(config, utc_now())
+        if os.environ.get(TEST_NOW_VARIABLE):
+            self.logger.warning(
+                "%s is set: the tap takes 'now' to be %s (for tests only)",
+                TEST_NOW_VARIABLE,
+                self.settings.now.isoformat(),
+            )
         return errors
 
     @classproperty
@@ -273,6 +366,26 @@ class TapCallcenter(Tap):
         ]
 
 
+def full_table_streams(catalog: t.Any) -> frozenset[str]:
+    """Names of the streams a catalog dict sets to FULL_TABLE: the entry's
+    ``replication_method`` or the stream metadata's ``forced-replication-method`` or
+    ``replication-method`` (the key the Singer spec and Meltano's ``metadata`` use)."""
+    if not isinstance(catalog, dict):
+        return frozenset()
+    names = set()
+    for entry in catalog.get("streams") or []:
+        if not isinstance(entry, dict):
+            continue
+        methods = [entry.get("replication_method")]
+        for item in entry.get("metadata") or []:
+            if isinstance(item, dict) and not item.get("breadcrumb"):
+                meta = item.get("metadata") or {}
+                methods += [meta.get("forced-replication-method"), meta.get("replication-method")]
+        if any(str(m).upper() == "FULL_TABLE" for m in methods if m):
+            names.add(str(entry.get("tap_stream_id") or entry.get("stream")))
+    return frozenset(names)
+
+
 def main() -> None:
     """Console entry point: the SDK's CLI, with user-facing errors printed cleanly."""
     logger = logging.getLogger("tap-callcenter")
@@ -285,6 +398,16 @@ def main() -> None:
     except CallcenterError as exc:
         logger.error("%s", exc)
         sys.exit(1)
+    except TapTerminated as exc:
+        sys.stdout.flush()
+        name = signal.Signals(exc.signum).name
+        logger.error(
+            "stopped by %s; the last STATE written is safe to resume from", name
+        )
+        logging.shutdown()
+        # Not sys.exit: fetch threads may be waiting on a server that hangs, and the
+        # interpreter would wait for them; every message is already written and flushed.
+        os._exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ class ThuliumStream(CallcenterStream):
     """Shared Thulium behaviour: auth, wall-clock windows, errors, count paging."""
 
     provider = "thulium"
+    stamps_wall_clock = True
     auth_hint = "Check the settings thulium.username and thulium.password"
     time_fields: t.ClassVar[tuple[str, ...]] = ("date",)
     integer_fields: t.ClassVar[tuple[str, ...]] = ("duration", "billsec")
@@ -60,8 +61,8 @@ class ThuliumStream(CallcenterStream):
         return CountOffsetPaginator(records_key="result", count_key="count")
 
     def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
-        """A window's pages; once the first page gives the total, the others are
-        fetched ``max_concurrency`` at a time (and still emitted in order).
+        """A window's pages; once the first page gives a plausible total, the others
+        are fetched ``max_concurrency`` at a time (and still emitted in order).
 
         Offsets step by the size of the first page (the server may clamp ``limit``).
         Parallel pages are only consistent while the result does not change: with calls
@@ -69,17 +70,33 @@ class ThuliumStream(CallcenterStream):
         late see differently shifted lists and could leave a gap between them. So every
         page must report the first page's total and be as long as planned; if one does
         not, the window is read again sequentially from offset 0 (``CountOffsetPaginator``,
-        where inserts only ever cause repeats, which the engine drops).
+        where inserts only ever cause repeats, which the engine drops). A total that is
+        missing, or smaller than the first page, is not planned on: the window is paged
+        sequentially, to the first short page. Pages are planned lazily, so memory never
+        depends on the count either.
         """
         if self.concurrency <= 1:
             yield from super().request_records(context)
             return
         records, total = self._fetch_page(context, 0)
-        yield from records
         step = len(records)
+        if total is None or total < step or (step < PAGE_SIZE and total > step):
+            if total is not None:
+                self.logger.info(
+                    "%s: implausible count %d for a first page of %d record(s) in %s; "
+                    "paging sequentially",
+                    self.name,
+                    total,
+                    step,
+                    Window.from_context(dict(context or {})),
+                )
+            yield from super().request_records(context)
+            return
+        self.note_api_total(total)
+        yield from records
         if not step or step >= total:
             return
-        planned = list(range(step, total, step))
+        planned = range(step, total, step)  # lazy: never a list sized by the count
         pages = map_in_order(lambda at: self._fetch_page(context, at), planned, self.concurrency)
         with contextlib.closing(pages):
             for at, (page, page_total) in zip(planned, pages, strict=True):
@@ -97,8 +114,8 @@ class ThuliumStream(CallcenterStream):
 
     def _fetch_page(
         self, context: Context | None, offset: int
-    ) -> tuple[list[dict[str, t.Any]], int]:
-        """One page at ``offset`` through the retried request: (records, count)."""
+    ) -> tuple[list[dict[str, t.Any]], int | None]:
+        """One page at ``offset`` through the retried request: (records, count or None)."""
         prepared = self.build_prepared_request(
             method="GET",
             url=self.get_url(context),
@@ -107,11 +124,24 @@ class ThuliumStream(CallcenterStream):
         )
         response = self.request_decorator(self._request)(prepared, context)
         payload = payload_of(response)
-        return self.transform_page(payload["result"], prepared), int(payload.get("count") or 0)
+        return self.transform_page(payload["result"], prepared), optional_int(
+            payload.get("count")
+        )
+
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
+        """A page of the sequential path; its ``count`` is noted for reconciliation."""
+        total = optional_int(payload_of(response).get("count"))
+        if isinstance(total, int):
+            self.note_api_total(total)
+        return super().parse_response(response)
 
     def wall_bounds(self, window: Window) -> tuple[str, str]:
         """Inclusive minute bounds covering the window in Thulium's wall clock."""
-        lo, hi = self.clock.wall_range(window.start, window.end)
+        bounds = self.clock.wall_range(window.start, window.end)
+        if bounds is None:  # the engine sends no request for such a window
+            msg = f"window {window} has no wall-clock time in {self.clock.zone}"
+            raise ValueError(msg)
+        lo, hi = bounds
         # Flooring both to the minute widens the range: the server's minute bounds are
         # inclusive, so date_to "12:34" still covers 12:34:59.
         return lo.strftime(_WALL_FORMAT), hi.strftime(_WALL_FORMAT)

@@ -104,8 +104,9 @@ class LocalClock:
         start: dt.datetime,
         end: dt.datetime,
         resolution: dt.timedelta = dt.timedelta(seconds=1),
-    ) -> tuple[dt.datetime, dt.datetime]:
-        """Inclusive wall-clock bounds ``[lo, hi]`` of the UTC window ``[start, end)``.
+    ) -> tuple[dt.datetime, dt.datetime] | None:
+        """Inclusive wall-clock bounds ``[lo, hi]`` of the UTC window ``[start, end)``,
+        or None when no wall time converts into the window.
 
         ``lo`` is the earliest and ``hi`` the latest wall time (at ``resolution``) whose
         conversion falls in the window. Because ``to_utc`` is monotone non-decreasing,
@@ -113,11 +114,30 @@ class LocalClock:
         repeated autumn hour (a window ending inside its second occurrence must still
         ask for the whole hour, since those records convert to the first occurrence)
         and the spring gap. A server filtering on this wall range returns a superset
-        of the window's records, never a subset.
+        of the window's records, never a subset. A window lying inside the second
+        occurrence of a repeated hour has no wall time of its own (those times convert
+        to the first occurrence): None, so that no inverted range is ever sent.
         """
         lo = self._first_wall_at_or_after(start, resolution)
         hi = self._first_wall_at_or_after(end, resolution) - resolution
-        return lo, hi
+        return (lo, hi) if lo <= hi else None
+
+    def repeated_shift(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
+        """How much earlier than their true instant the records of ``[start, end)`` may
+        be stamped: the length of a repeated (autumn) hour whose second occurrence
+        overlaps the range, else zero. A wall time there converts to its first
+        occurrence (the contract's convention), so a re-read meant to reach back to
+        ``start`` must reach this much further."""
+        shift = dt.timedelta(0)
+        step = dt.timedelta(minutes=15)  # shorter than any repeated interval in tzdata
+        instant = start
+        while instant < end:
+            shift = max(shift, instant - self.to_utc(self.to_wall(instant)))
+            instant += step
+        last = end - dt.timedelta(microseconds=1)
+        if last >= start:
+            shift = max(shift, last - self.to_utc(self.to_wall(last)))
+        return shift
 
     def _first_wall_at_or_after(self, instant: dt.datetime, step: dt.timedelta) -> dt.datetime:
         """Smallest wall time (multiple of ``step``) whose planning instant is >= ``instant``."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tap_callcenter.timeconv import format_utc, parse_utc
 
@@ -32,6 +34,21 @@ class Window:
 
     def __str__(self) -> str:
         return f"[{format_utc(self.start)}, {format_utc(self.end)})"
+
+
+@dataclass(frozen=True)
+class WindowScope:
+    """What the engine needs to sort one window's records: the window, the range of
+    the whole pass (``run``), the field the windows are on, and the incoming bookmark
+    as a UTC ISO string (records before it are re-reads of the lookback); ``keep``
+    lets a second pass leave out what the first one emits."""
+
+    window: Window
+    run: Window
+    field: str
+    reread_before: str | None = None
+    #: Records it rejects are left to another pass (not emitted, not counted).
+    keep: Callable[[dict[str, Any]], bool] | None = None
 
 
 def split_windows(start: dt.datetime, end: dt.datetime, size: dt.timedelta) -> list[Window]:

@@ -63,9 +63,13 @@ def test_every_instant_round_trips_except_the_repeated_hour(instant: dt.datetime
 
 
 def _dst_edges() -> st.SearchStrategy[dt.datetime]:
+    """Instants within 3 h of either edge, to the microsecond (window bounds can have
+    fractions of a second: a start_date, a fractional window_days)."""
     edges = [dt.datetime(2024, 3, 31, 1, tzinfo=UTC), dt.datetime(2024, 10, 27, 1, tzinfo=UTC)]
-    return st.sampled_from(edges).flatmap(
-        lambda e: st.integers(-3 * 3600, 3 * 3600).map(lambda s: e + dt.timedelta(seconds=s))
+    offsets = st.integers(-3 * 3600, 3 * 3600)
+    fractions = st.sampled_from([0, 0, 1, 500_000, 999_999])
+    return st.tuples(st.sampled_from(edges), offsets, fractions).map(
+        lambda t: t[0] + dt.timedelta(seconds=t[1], microseconds=t[2])
     )
 
 
@@ -75,7 +79,22 @@ def test_wall_range_is_the_exact_preimage_of_a_window(a: dt.datetime, b: dt.date
     start, end = min(a, b), max(a, b)
     if start == end:
         return
-    lo, hi = WARSAW.wall_range(start, end)
+    bounds = WARSAW.wall_range(start, end)
+    if bounds is None:
+        # only a window inside the second occurrence of the repeated hour (those wall
+        # times convert to the first occurrence), or one shorter than a second between
+        # two whole seconds, has no wall second of its own
+        second = dt.datetime(2024, 10, 27, 1, tzinfo=UTC)
+        no_whole_second = start.replace(microsecond=0) + SECOND >= end and start.microsecond
+        inside = second <= start < end <= second + dt.timedelta(hours=1)
+        assert inside or no_whole_second, (start, end)
+        base = WARSAW.to_wall(start).replace(microsecond=0)
+        for seconds in range(-7200, 7200, 1):
+            wall = base + dt.timedelta(seconds=seconds)
+            assert not start <= WARSAW.to_utc(wall) < end, wall
+        return
+    lo, hi = bounds
+    assert lo <= hi
     # lo is the first wall second planned into the window, hi the last one
     assert WARSAW.plan_utc(lo) >= start
     assert WARSAW.plan_utc(lo - SECOND) < start
@@ -129,3 +148,41 @@ def test_window_starting_at_the_spring_jump_includes_the_skipped_wall_times() ->
 
 def test_format_utc_has_an_explicit_offset() -> None:
     assert format_utc(dt.datetime(2024, 3, 31, 0, 30, tzinfo=UTC)) == "2024-03-31T00:30:00+00:00"
+
+
+def test_a_window_inside_the_second_occurrence_has_no_wall_range() -> None:
+    # 01:10Z..01:20Z is 02:10..02:20 CET, the second time: those wall times convert to
+    # 00:10Z..00:20Z, so no record can be stamped into this window (and the range
+    # 03:00 -> 02:59:59 that the bounds search gives must never be sent)
+    assert WARSAW.wall_range(
+        dt.datetime(2024, 10, 27, 1, 10, tzinfo=UTC), dt.datetime(2024, 10, 27, 1, 20, tzinfo=UTC)
+    ) is None
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "shift"),
+    [
+        # the lookback range reaches into the second occurrence (01:00Z..02:00Z)
+        ("2024-10-27T00:30:00+00:00", "2024-10-27T01:30:00+00:00", 3600),
+        ("2024-10-27T01:59:59+00:00", "2024-10-27T03:00:00+00:00", 3600),
+        ("2024-10-27T00:00:00+00:00", "2024-10-27T01:00:00.000001+00:00", 3600),
+        # it ends exactly where the second occurrence begins, or starts after it
+        ("2024-10-27T00:00:00+00:00", "2024-10-27T01:00:00+00:00", 0),
+        ("2024-10-27T02:00:00+00:00", "2024-10-27T03:00:00+00:00", 0),
+        # the spring jump repeats nothing
+        ("2024-03-31T00:00:00+00:00", "2024-03-31T03:00:00+00:00", 0),
+        # long ranges over the whole year still find it
+        ("2024-10-01T00:00:00+00:00", "2024-11-01T00:00:00+00:00", 3600),
+    ],
+)
+def test_repeated_shift_is_the_repeated_hour_when_a_range_touches_its_second_occurrence(
+    start: str, end: str, shift: int
+) -> None:
+    got = WARSAW.repeated_shift(dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end))
+    assert got == dt.timedelta(seconds=shift)
+
+
+def test_utc_clock_repeats_nothing() -> None:
+    utc = LocalClock("UTC")
+    start = dt.datetime(2024, 10, 27, tzinfo=UTC)
+    assert utc.repeated_shift(start, start + dt.timedelta(days=3)) == dt.timedelta(0)

@@ -41,6 +41,7 @@ class OperatorCallHistoryStream(CallcenterStream):
 
     name = "ecss_operator_call_history"
     provider = "ecss"
+    stamps_wall_clock = True
     path = "/operator_call_history"
     primary_keys = ("call_ref",)
     replication_key = "start_time"
@@ -72,7 +73,11 @@ class OperatorCallHistoryStream(CallcenterStream):
 
     def window_filters(self, window: Window) -> dict[str, str]:
         """First-page filters of a window: inclusive local bounds, offset 0, limit."""
-        lo, hi = self.clock.wall_range(window.start, window.end)
+        bounds = self.clock.wall_range(window.start, window.end)
+        if bounds is None:  # the engine sends no request for such a window
+            msg = f"window {window} has no wall-clock time in {self.clock.zone}"
+            raise ValueError(msg)
+        lo, hi = bounds
         return {
             "offset": "0",
             "limit": str(self.provider_config.get("page_size") or DEFAULT_PAGE_SIZE),

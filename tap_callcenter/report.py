@@ -1,0 +1,63 @@
+"""The completeness report: what each stream read, emitted and dropped in one run.
+
+Printed at the end of every stream as one INFO line, and as SDK metric points
+(``METRIC: {...}`` lines on stderr, in the SDK's format), so a scheduler or a log
+search can see at a glance that a run was complete — or why it may not have been.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass, fields
+
+from singer_sdk import metrics
+
+
+class CompletenessMetric(str, enum.Enum):
+    """Metric names of the report, one per counter of :class:`CompletenessReport`
+    (the SDK's ``Point`` takes any enum with a value)."""
+
+    WINDOWS = "windows_synced"
+    EMITTED = "records_emitted"
+    REREAD = "records_reread_in_lookback"
+    REPEATS = "repeats_dropped"
+    OUTSIDE_RUN = "records_outside_run"
+    WITHOUT_KEY = "records_without_primary_key"
+    WITHOUT_REPLICATION_KEY = "records_without_replication_key"
+    SHORT_WINDOWS = "windows_short_of_api_count"
+
+
+@dataclass
+class CompletenessReport:
+    """Counters of one stream's run; the engine adds to them window by window."""
+
+    windows: int = 0
+    emitted: int = 0
+    #: Emitted again because they lie before the incoming bookmark (the lookback).
+    reread: int = 0
+    #: A primary key seen again in the same window (pages shifted by live inserts).
+    repeats: int = 0
+    #: Returned by the API but outside every window of this run (a coarse or inclusive
+    #: bound's neighbours): earlier runs or the next run cover them.
+    outside_run: int = 0
+    #: Skipped: no primary key, so no loader could upsert them (a WARNING each window).
+    without_key: int = 0
+    #: Emitted once in the run although they have no replication-key value.
+    without_replication_key: int = 0
+    #: Windows that gave fewer distinct records than the API's own count said.
+    short_windows: int = 0
+
+    def line(self) -> str:
+        """The report as ``name=value`` pairs, for one log line."""
+        return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+
+    def log(self, logger: logging.Logger, stream: str) -> None:
+        """One INFO line, then one SDK metric point per counter."""
+        logger.info("%s: completeness: %s", stream, self.line())
+        metrics_logger = metrics.get_metrics_logger()
+        for counter in fields(self):
+            metric = CompletenessMetric[counter.name.upper()]
+            value = getattr(self, counter.name)
+            point = metrics.Point("counter", metric, value, {"stream": stream})  # type: ignore[arg-type]
+            metrics.log(metrics_logger, point)
