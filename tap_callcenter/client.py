@@ -266,9 +266,9 @@ class CallcenterStream(RESTStream):
         lower, upper = format_utc(window.start), format_utc(window.end)
         run_lower, run_upper = format_utc(scope.run.start), format_utc(scope.run.end)
         key_fields = tuple(self.primary_keys or ())
-        seen: set[tuple[t.Any, ...]] = set()
-        neighbours: set[tuple[t.Any, ...]] = set()
-        no_key = no_field = duplicates = outside_run = 0
+        seen: set[tuple[t.Any, ...]] = set()  # emitted from this window
+        others: set[tuple[t.Any, ...]] = set()  # received, emitted elsewhere
+        no_key = no_field = duplicates = outside_run = neighbours = 0
         for record in records:
             key = tuple(record.get(name) for name in key_fields)
             if any(part is None or part == "" for part in key):
@@ -277,13 +277,17 @@ class CallcenterStream(RESTStream):
             value = record.get(scope.field)
             if value is None:
                 if key in self._emitted_without_field:
+                    others.add(key)
                     duplicates += 1
                     continue
                 self._emitted_without_field.add(key)
                 no_field += 1
             elif not lower <= value < upper:  # canonical UTC ISO strings sort as instants
-                neighbours.add(key)
-                outside_run += not run_lower <= value < run_upper
+                others.add(key)
+                if run_lower <= value < run_upper:
+                    neighbours += 1
+                else:
+                    outside_run += 1
                 continue
             if key in seen:
                 duplicates += 1
@@ -317,7 +321,7 @@ class CallcenterStream(RESTStream):
                 window,
                 scope.field,
             )
-        self.reconcile(window, len(seen | neighbours) + no_key)
+        self.reconcile(window, len(seen | others) + no_key)
         self.logger.info(
             "%s: window %s done: %d record(s), %d repeat(s) dropped, %d neighbour(s) "
             "left to other windows of this run, %d outside this run's range",
@@ -325,7 +329,7 @@ class CallcenterStream(RESTStream):
             window,
             len(seen),
             duplicates,
-            len(neighbours) - outside_run,
+            neighbours,
             outside_run,
         )
 

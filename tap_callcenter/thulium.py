@@ -80,7 +80,7 @@ class ThuliumStream(CallcenterStream):
             return
         records, total = self._fetch_page(context, 0)
         step = len(records)
-        if total is None or total < step or (step < PAGE_SIZE and total > step):
+        if total is None or total < step:
             if total is not None:
                 self.logger.info(
                     "%s: implausible count %d for a first page of %d record(s) in %s; "

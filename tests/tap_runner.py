@@ -98,6 +98,7 @@ def run_tap_until_killed(
     *,
     kill_after_states: int,
     state: dict | None = None,
+    catalog: dict | None = None,
     timeout: float = 240,
 ) -> TapRun:
     """Run a sync and SIGKILL it right after it has written ``kill_after_states`` STATEs.
@@ -110,6 +111,7 @@ def run_tap_until_killed(
             *TAP_COMMAND,
             *write_json_arg(tmp, "config", config),
             *write_json_arg(tmp, "state", state),
+            *write_json_arg(tmp, "catalog", catalog),
         ]
         err_path = tmp / "stderr.txt"
         with err_path.open("w") as err:

@@ -40,6 +40,27 @@ def _assert_clean_failure(result, *needles: str) -> None:
         ),
         ({}, ["no provider configured"]),
         ({"thulium": THULIUM, "lookback_minutes": "sixty"}, ["lookback_minutes"]),
+        # out of range: each names the setting, before any request
+        ({"thulium": THULIUM, "lookback_minutes": -600}, ["lookback_minutes", "minimum"]),
+        ({"thulium": THULIUM, "lookback_minutes": 10**7}, ["lookback_minutes", "maximum"]),
+        ({"thulium": THULIUM, "max_tries": 0}, ["max_tries", "minimum"]),
+        ({"thulium": THULIUM, "window_days": 0}, ["window_days", "minimum"]),
+        ({"thulium": THULIUM, "window_days": 1e12}, ["window_days", "maximum"]),
+        ({"thulium": THULIUM, "request_timeout": 0}, ["request_timeout", "minimum"]),
+        ({"thulium": THULIUM, "request_timeout": -1}, ["request_timeout", "minimum"]),
+        ({"thulium": THULIUM, "backoff_factor": -0.5}, ["backoff_factor", "minimum"]),
+        ({"thulium": THULIUM, "backoff_max_wait": -1}, ["backoff_max_wait", "minimum"]),
+        ({"thulium": THULIUM, "max_concurrency": 0}, ["max_concurrency", "minimum"]),
+        (
+            {"ecss": {"api_url": "http://127.0.0.1:9", "domain": "d", "client_id": "c",
+                      "api_key": SECRET, "phone_number": "1", "timezone": "UTC",
+                      "page_size": 0}},
+            ["ecss.page_size", "minimum"],
+        ),
+        (
+            {"thulium": THULIUM, "batch_config": {"encoding": {"format": "jsonl"}}},
+            ["batch_config", "not supported"],
+        ),
     ],
 )
 @pytest.mark.parametrize("command", [(), ("--discover",)])
