@@ -187,7 +187,7 @@ class VoiceCampaignRequestSummaryStream(ConpeekStream):
         closures_from = self.closures_start()
         floor = self.created_floor(start)
         enabled = bool(self.provider_config.get("sync_closures", True))
-        if enabled and not self.full_table and self.bookmark(CLOSURES_BOOKMARK) is None:
+        if enabled and self.bookmark(CLOSURES_BOOKMARK) is None:
             # kept in the state from the first STATE on, so an interrupted run resumes it
             origin = self.bookmark() or self.settings.end_date
             self.stream_state[CLOSURES_BOOKMARK] = format_utc(origin)
@@ -205,17 +205,13 @@ class VoiceCampaignRequestSummaryStream(ConpeekStream):
                 CLOSURES_BOOKMARK,
                 keep=created_before_this_run,
             )
-        if enabled and (self.full_table or closures_from is None):
-            # everything was just read in its current state: closures up to now are in
-            self.advance_bookmark(self.settings.end_date, CLOSURES_BOOKMARK)
         self.report.log(self.logger, self.name)
 
     def closures_start(self) -> dt.datetime | None:
-        """Where the closures pass begins (its bookmark minus the lookback), or None when
-        there is nothing to re-read: a first run, or FULL_TABLE (the created-date pass
-        reads every summary as it is now)."""
-        if self.full_table:
-            return None
+        """Where the closures pass begins (its bookmark, else the created-date bookmark,
+        minus the lookback), or None on a first run: its created-date pass reads every
+        summary as it is now. (In FULL_TABLE mode the pass still runs, for summaries
+        created before ``start_date`` and not before the floor.)"""
         origin = self.bookmark(CLOSURES_BOOKMARK) or self.bookmark()
         return None if origin is None else origin - self.settings.lookback
 
