@@ -100,10 +100,13 @@ def run_tap_until_killed(
     state: dict | None = None,
     catalog: dict | None = None,
     timeout: float = 240,
+    sig: signal.Signals = signal.SIGKILL,
+    env: dict | None = None,
 ) -> TapRun:
-    """Run a sync and SIGKILL it right after it has written ``kill_after_states`` STATEs.
+    """Run a sync and send ``sig`` right after it has written ``kill_after_states`` STATEs.
 
-    Every line written before the kill is kept, as a runner like Meltano would keep them.
+    Every line written before the signal is kept, as a runner like Meltano would keep
+    them; after a SIGTERM the tap's own last lines are read too (it must exit quickly).
     """
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -115,7 +118,13 @@ def run_tap_until_killed(
         ]
         err_path = tmp / "stderr.txt"
         with err_path.open("w") as err:
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+            proc = subprocess.Popen(
+                args,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env={**os.environ, **(env or {})},
+            )
             lines: list[str] = []
             seen_states = 0
             assert proc.stdout is not None
@@ -124,8 +133,10 @@ def run_tap_until_killed(
                 if line.strip() and json.loads(line).get("type") == "STATE":
                     seen_states += 1
                     if seen_states >= kill_after_states:
-                        proc.send_signal(signal.SIGKILL)
+                        proc.send_signal(sig)
                         break
+            if sig != signal.SIGKILL:
+                lines.append(proc.stdout.read())
             proc.wait(timeout=timeout)
         stderr = err_path.read_text()
     stdout = "".join(lines)

@@ -1,0 +1,468 @@
+"""The life of a pipeline: the tap run again and again against a clock that moves.
+
+A stateful property test (hypothesis' ``RuleBasedStateMachine``) drives the real tap as
+a subprocess against the emulator of all three APIs under a simulated clock: a call
+becomes visible only after it ended plus a delivery delay (at most 45 minutes after its
+start), campaign summaries close as time passes, nothing exists in the future. The tap
+is told the same "now" (``TAP_CALLCENTER_TEST_NOW``). Between runs the machine moves the
+clock (minutes to 45 days, across both daylight-saving edges of Europe/Warsaw, Thulium's
+zone, and Europe/Helsinki, ECSS's), changes settings (``start_date`` present, absent or
+fractional; ``end_date`` unset, past or future; ``window_days``; ``max_concurrency``;
+``lookback_minutes``; the ECSS transport), kills runs with SIGKILL or SIGTERM and resumes
+them, and switches a stream to FULL_TABLE for one run. After every step:
+
+- every record visible at a completed run's start whose replication key lies in the
+  stream's synced range has been emitted at least once, over the union of runs;
+- every campaign summary whose closure was visible then has been emitted closed;
+- no record outside the run's range (``start_date`` or bookmark − lookback, to the
+  earlier of ``end_date`` and the run's start); no bookmark after its run's start;
+- no primary key twice within one run, so repeats across runs lie only in the lookback;
+- every RECORD validates against its stream's SCHEMA; a SIGTERM ends with 143 and only
+  whole messages.
+
+CI runs a few examples (``PIPELINE_LIFE_EXAMPLES`` / ``PIPELINE_LIFE_STEPS`` raise it;
+``scripts/pipeline_soak.py`` runs it long and prints the figures).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+)
+
+from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
+from tests.tap_runner import TapRun, run_tap, run_tap_until_killed
+
+UTC = dt.timezone.utc
+PERIOD = ("2024-02-01T00:00:00Z", "2024-12-20T00:00:00Z")
+#: The autumn edge of both zones (EU rule): 02:00-03:00 / 03:00-04:00 local repeat.
+AUTUMN_EDGE = dt.datetime(2024, 10, 27, 1, tzinfo=UTC)
+#: Clock starts: before the spring edge, before the autumn one, and in between.
+STARTS = ("2024-03-29T18:00:00Z", "2024-10-25T20:00:00Z", "2024-06-10T09:30:00Z")
+NOW_VARIABLE = "TAP_CALLCENTER_TEST_NOW"
+
+
+@dataclass(frozen=True)
+class Spec:
+    provider: str
+    api_stream: str
+    key_fields: tuple[str, ...]
+    replication_key: str
+    wall_clock: bool
+
+
+SPECS = {
+    "thulium_connections": Spec("thulium", "connections", ("connection_id",), "date", True),
+    "thulium_recordings": Spec(
+        "thulium", "recordings", ("connection_id", "filename"), "created_at", True
+    ),
+    "conpeek_cdr_dialog": Spec("conpeek", "cdr_dialog", ("dialog_uuid",), "start_time", False),
+    "conpeek_voice_campaign_request_summary": Spec(
+        "conpeek", "voice_campaign_request_summary", ("id",), "created_date", False
+    ),
+    "ecss_operator_call_history": Spec(
+        "ecss", "ecss_operator_call_history", ("call_ref",), "start_time", True
+    ),
+}
+SUMMARIES = "conpeek_voice_campaign_request_summary"
+
+
+def parse(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def iso(value: dt.datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+@dataclass
+class Truth:
+    """One record as the emulator knows it: key, replication-key value as the tap must
+    emit it, when it became visible, and (summaries) its closure."""
+
+    key: tuple
+    rk: str
+    visible: str
+    closed_at: str | None = None
+    closed_visible: str | None = None
+
+
+@dataclass
+class Figures:
+    """What a life saw (printed by the soak)."""
+
+    runs: int = 0
+    completed: int = 0
+    killed: int = 0
+    terminated: int = 0
+    records: int = 0
+    checked: int = 0
+    closures_checked: int = 0
+    clock_days: float = 0.0
+
+
+FIGURES = Figures()
+
+
+@dataclass
+class Settings:
+    start_date: str | None = None
+    end_date: str | None = None  # "past" / "future" / None: resolved against now per run
+    lookback: int = 60
+    window_days: float = 1.0
+    concurrency: int = 4
+    transport: str = "http"
+    full_table: set[str] = field(default_factory=set)
+
+
+class PipelineLife(RuleBasedStateMachine):
+    """One emulator, one tap state, many runs; the model keeps what must hold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emu: Emulator | None = None
+        self.settings = Settings()
+        self.state: dict | None = None
+        self.emitted: dict[str, set[tuple]] = defaultdict(set)
+        self.closed_seen: dict[object, set[str]] = defaultdict(set)
+        self.origin: dict[str, dt.datetime] = {}
+        self.truth: dict[str, list[Truth]] = {}
+        self.validators: dict[str, jsonschema.protocols.Validator] = {}
+        self.last_completed: tuple[dt.datetime, dt.datetime] | None = None
+
+    # ----------------------------------------------------------------- set-up
+
+    @initialize(start=st.sampled_from(STARTS), seed=st.integers(1, 10_000))
+    def start_emulator(self, start: str, seed: int) -> None:
+        periods = (PERIOD,)
+        self.emu = Emulator(
+            seed=seed,
+            port=0,
+            thulium=ThuliumConfig(connections=4000, periods=periods),
+            conpeek=ConpeekConfig(dialogs=3000, summaries=2000, periods=periods),
+            ecss=EcssConfig(calls=3000, periods=periods, timezone="Europe/Helsinki"),
+        )
+        self.emu.start()
+        self.emu.set_now(start)
+        self.truth = self.load_truth()
+
+    def teardown(self) -> None:
+        if self.emu is not None:
+            self.emu.stop()
+
+    def load_truth(self) -> dict[str, list[Truth]]:
+        assert self.emu is not None
+        truth: dict[str, list[Truth]] = {}
+        for name, spec in SPECS.items():
+            rows = self.emu.provider(spec.provider).expected(spec.api_stream)
+            truth[name] = [
+                Truth(
+                    tuple(row["key"]),
+                    row["expected_fields"][spec.replication_key],
+                    row["visible_at"],
+                    row.get("closed_at"),
+                    row.get("closed_visible_at"),
+                )
+                for row in rows
+            ]
+        return truth
+
+    @property
+    def now(self) -> dt.datetime:
+        assert self.emu is not None and self.emu.now is not None
+        return dt.datetime.fromtimestamp(self.emu.now, UTC)
+
+    # ----------------------------------------------------------------- rules
+
+    @rule(minutes=st.one_of(st.integers(1, 240), st.integers(240, 45 * 24 * 60)))
+    def advance_clock(self, minutes: int) -> None:
+        assert self.emu is not None
+        if self.now + dt.timedelta(minutes=minutes) > parse(PERIOD[1]):
+            return  # the data ends there
+        self.emu.advance(minutes * 60)
+        FIGURES.clock_days += minutes / 1440
+
+    @rule(
+        start=st.sampled_from([None, "days", "fraction"]),
+        end=st.sampled_from([None, None, "past", "future"]),
+        lookback=st.sampled_from([60, 90, 180]),
+        window_days=st.sampled_from([0.5, 1, 2.5, 0.3]),
+        concurrency=st.sampled_from([1, 4, 8]),
+        transport=st.sampled_from(["http", "websocket"]),
+    )
+    def change_settings(
+        self,
+        start: str | None,
+        end: str | None,
+        lookback: int,
+        window_days: float,
+        concurrency: int,
+        transport: str,
+    ) -> None:
+        now = self.now
+        if start == "days":
+            self.settings.start_date = iso(now - dt.timedelta(days=12))
+        elif start == "fraction":
+            self.settings.start_date = (now - dt.timedelta(days=3, seconds=7)).strftime(
+                "%Y-%m-%dT%H:%M:%S.500Z"
+            )
+        else:
+            self.settings.start_date = None
+        self.settings.end_date = end
+        self.settings.lookback = lookback
+        self.settings.window_days = window_days
+        self.settings.concurrency = concurrency
+        self.settings.transport = transport
+
+    @rule(stream=st.sampled_from(sorted(SPECS)))
+    def full_table_next_run(self, stream: str) -> None:
+        self.settings.full_table.add(stream)
+
+    @rule()
+    def run(self) -> None:
+        plan = self.plan()
+        result = run_tap(plan.config, state=self.state, catalog=plan.catalog, env=plan.env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        self.check_run(plan, result, completed=True)
+
+    @rule(after=st.integers(1, 12), sig=st.sampled_from([signal.SIGKILL, signal.SIGTERM]))
+    def run_and_kill(self, after: int, sig: signal.Signals) -> None:
+        plan = self.plan()
+        result = run_tap_until_killed(
+            plan.config,
+            kill_after_states=after,
+            state=self.state,
+            catalog=plan.catalog,
+            sig=sig,
+            env=plan.env,
+        )
+        finished = result.returncode == 0
+        if sig == signal.SIGTERM and not finished:
+            assert result.returncode == 143, result.stderr[-3000:]
+            assert "stopped by SIGTERM" in result.stderr
+            FIGURES.terminated += 1
+        elif not finished:
+            assert result.returncode == -signal.SIGKILL, result.stderr[-3000:]
+            FIGURES.killed += 1
+        self.check_run(plan, result, completed=finished)
+
+    # ----------------------------------------------------------------- one run
+
+    def plan(self) -> RunPlan:
+        assert self.emu is not None
+        now, s, info = self.now, self.settings, self.emu.describe()
+        end: dt.datetime | None = None
+        if s.end_date == "past":
+            end = now - dt.timedelta(hours=5)
+        elif s.end_date == "future":
+            end = now + dt.timedelta(days=2)
+        start = parse(s.start_date) if s.start_date else now - dt.timedelta(days=30)
+        if end is not None and end <= start:
+            end = None
+        ecss = {k: info["ecss"][k] for k in ("api_url", "domain", "client_id", "api_key")}
+        ecss.update(
+            phone_number=info["ecss"]["phone_number"],
+            timezone="Europe/Helsinki",
+            transport=s.transport,
+            ws_url=info["ecss"]["ws_url"],
+        )
+        config: dict = {
+            "lookback_minutes": s.lookback,
+            "window_days": s.window_days,
+            "max_concurrency": s.concurrency,
+            "request_timeout": 10,
+            "max_tries": 3,
+            "backoff_factor": 0.05,
+            "thulium": {
+                k: info["thulium"][k] for k in ("api_url", "username", "password", "timezone")
+            },
+            "conpeek": {k: info["conpeek"][k] for k in ("api_url", "api_key")},
+            "ecss": ecss,
+        }
+        if s.start_date:
+            config["start_date"] = s.start_date
+        if end is not None:
+            config["end_date"] = iso(end)
+        full_table, s.full_table = set(s.full_table), set()
+        catalog = self.catalog(config, full_table) if full_table else None
+        return RunPlan(
+            now=now,
+            start=start,
+            end=min(end, now) if end is not None else now,
+            lookback=dt.timedelta(minutes=s.lookback),
+            full_table=full_table,
+            config=config,
+            catalog=catalog,
+            env={NOW_VARIABLE: iso(now)},
+            state_in=json.loads(json.dumps(self.state or {})),
+        )
+
+    @staticmethod
+    def catalog(config: dict, full_table: set[str]) -> dict:
+        discovered = json.loads(run_tap(config, extra_args=("--discover",)).stdout)
+        for entry in discovered["streams"]:
+            if entry["tap_stream_id"] in full_table:
+                for item in entry["metadata"]:
+                    if not item["breadcrumb"]:
+                        item["metadata"]["replication-method"] = "FULL_TABLE"
+        return discovered
+
+    def check_run(self, plan: RunPlan, result: TapRun, *, completed: bool) -> None:
+        FIGURES.runs += 1
+        FIGURES.completed += completed
+        schemas = {
+            m["stream"]: m["schema"] for m in result.messages if m.get("type") == "SCHEMA"
+        }
+        for name, schema in schemas.items():
+            self.validators.setdefault(name, jsonschema.Draft7Validator(schema))
+        per_stream: dict[str, list[dict]] = defaultdict(list)
+        for message in result.messages:
+            if message.get("type") == "RECORD":
+                name, record = message["stream"], message["record"]
+                errors = list(self.validators[name].iter_errors(record))
+                assert not errors, f"{name}: {errors[0].message} in {record}"
+                per_stream[name].append(record)
+        for name, records in per_stream.items():
+            self.check_records(plan, name, records)
+            FIGURES.records += len(records)
+        for state in result.states:
+            for name, stream_state in (state.get("bookmarks") or {}).items():
+                for key in ("replication_key_value", "closed_date_bookmark"):
+                    if stream_state.get(key):
+                        assert parse(stream_state[key]) <= plan.now, (
+                            f"{name}: {key} {stream_state[key]} after the run's start {plan.now}"
+                        )
+        if result.last_state is not None:
+            for name in SPECS:
+                had = name in (self.state or {}).get("bookmarks", {})
+                has = name in result.last_state.get("bookmarks", {})
+                if has and not had and name not in self.origin:
+                    self.origin[name] = plan.start
+            self.state = result.last_state
+        if completed:
+            self.last_completed = (plan.now, plan.end)
+
+    def check_records(self, plan: RunPlan, name: str, records: list[dict]) -> None:
+        spec = SPECS[name]
+        keys = [tuple(r[f] for f in spec.key_fields) for r in records]
+        repeated = {k for k in keys if keys.count(k) > 1} if len(set(keys)) < len(keys) else set()
+        assert not repeated, f"{name}: emitted twice in one run: {sorted(repeated)[:3]}"
+        lower = self.lower_bound(plan, name)
+        for record, key in zip(records, keys, strict=True):
+            value = record[spec.replication_key]
+            if name == SUMMARIES and value is not None and value < iso(lower):
+                # the closures pass: a summary created earlier, closed in this run's range
+                closed = record.get("closed_date")
+                assert closed is not None and closed < iso(plan.end), record
+                assert name not in self.origin or value >= iso(self.origin[name]), record
+            else:
+                assert value is not None and iso(lower) <= value < iso(plan.end), (
+                    f"{name}: {value} outside [{iso(lower)}, {iso(plan.end)}) (now {plan.now})"
+                )
+            self.emitted[name].add(key)
+            if name == SUMMARIES and record.get("closed_date"):
+                self.closed_seen[key[0]].add(record["closed_date"])
+
+    def lower_bound(self, plan: RunPlan, name: str) -> dt.datetime:
+        """Where this run may begin for ``name``: its start (no bookmark, or FULL_TABLE),
+        else the incoming bookmark minus the lookback, and an hour more for a wall-clock
+        API when that range touches the second occurrence of the repeated hour."""
+        stream_state = plan.state_in.get("bookmarks", {}).get(name, {})
+        bookmark = stream_state.get("replication_key_value")
+        if name in plan.full_table or not bookmark:
+            return plan.start
+        since = parse(bookmark) - plan.lookback
+        touches = since < AUTUMN_EDGE + dt.timedelta(hours=1) and parse(bookmark) > AUTUMN_EDGE
+        if SPECS[name].wall_clock and touches:
+            since -= dt.timedelta(hours=1)
+        return since
+
+    # ----------------------------------------------------------------- invariants
+
+    @invariant()
+    def every_visible_record_was_emitted(self) -> None:
+        if self.last_completed is None:
+            return
+        now, end = self.last_completed
+        now_iso, end_iso = iso(now), iso(end)
+        for name, rows in self.truth.items():
+            origin = self.origin.get(name)
+            if origin is None:
+                continue
+            origin_iso = iso(origin)
+            missing = [
+                row
+                for row in rows
+                if origin_iso <= row.rk < end_iso
+                and row.visible <= now_iso
+                and row.key not in self.emitted[name]
+            ]
+            FIGURES.checked += len(rows)
+            assert not missing, (
+                f"{name}: {len(missing)} visible record(s) never emitted, e.g. {missing[:2]} "
+                f"(origin {origin_iso}, end {end_iso}, now {now_iso})"
+            )
+
+    @invariant()
+    def every_visible_closure_was_emitted_closed(self) -> None:
+        if self.last_completed is None or SUMMARIES not in self.origin:
+            return
+        now, end = self.last_completed
+        now_iso, end_iso = iso(now), iso(end)
+        origin_iso = iso(self.origin[SUMMARIES])
+        for row in self.truth[SUMMARIES]:
+            if (
+                row.closed_at is not None
+                and row.closed_at < end_iso
+                and row.closed_visible is not None
+                and row.closed_visible <= now_iso
+                and origin_iso <= row.rk < end_iso
+            ):
+                FIGURES.closures_checked += 1
+                assert row.closed_at in self.closed_seen[row.key[0]], (
+                    f"summary {row.key[0]} closed at {row.closed_at} (visible "
+                    f"{row.closed_visible}) never emitted closed; now {now_iso}"
+                )
+
+
+@dataclass
+class RunPlan:
+    now: dt.datetime
+    start: dt.datetime
+    end: dt.datetime
+    lookback: dt.timedelta
+    full_table: set[str]
+    config: dict
+    catalog: dict | None
+    env: dict[str, str]
+    state_in: dict
+
+
+#: CI: a few derandomized examples; the soak raises these.
+EXAMPLES = int(os.environ.get("PIPELINE_LIFE_EXAMPLES", "4"))
+STEPS = int(os.environ.get("PIPELINE_LIFE_STEPS", "10"))
+
+PipelineLife.TestCase.settings = settings(
+    max_examples=EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    derandomize=os.environ.get("PIPELINE_LIFE_RANDOM") != "1",
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
+
+TestPipelineLife = pytest.mark.timeout(1800)(PipelineLife.TestCase)
