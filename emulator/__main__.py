@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--thulium-with-seconds", action="store_true", help='render dates as "YYYY-MM-DD HH:MM:SS"'
     )
     thulium.add_argument("--thulium-insert-while-paging", type=int, default=0)
+    thulium.add_argument("--thulium-max-limit", type=int, default=ThuliumConfig.max_limit)
     thulium.add_argument(
         "--thulium-period",
         type=_period,
@@ -151,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         username=args.thulium_username,
         password=args.thulium_password,
         insert_while_paging=args.thulium_insert_while_paging,
+        max_limit=args.thulium_max_limit,
     )
     if args.thulium_period:
         thulium.periods = list(args.thulium_period)

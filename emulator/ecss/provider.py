@@ -272,8 +272,10 @@ class EcssConfig:
     #: On each request carrying a tag, insert this many calls at the head of the window.
     insert_while_paging: int = 0
     #: True = every tagged request answers the SAME tag it got (server bug); N > 0 = the
-    #: next N tagged requests do; 0/False = off.
-    repeat_tag: bool | int = False
+    #: next N tagged requests do; 0/False = off. "aba" = a tag cycle: a request carrying
+    #: tag B answers the tag the client sent before B, so a window of 3+ pages yields the
+    #: tags A, B, A (then B, A, ... for a client that does not notice).
+    repeat_tag: bool | int | str = False
     #: What a tag's cursor means: "key" (after the last record sent: stable, like the
     #: real server's datetime cursor) or "offset" (a position: inserts shift pages).
     tag_cursor: str = "key"
@@ -387,7 +389,7 @@ class EcssProvider(Provider):
         self.session_ttl_seconds: float | None
         self.max_limit: int
         self.insert_while_paging: int
-        self.repeat_tag: bool | int
+        self.repeat_tag: bool | int | str
         self.tag_cursor: str
         self.ws_newline: bool
         self.ws_fragment_bytes: int
@@ -405,6 +407,8 @@ class EcssProvider(Provider):
         self._keys: list[int] = []
         self._next_seq = 1
         self._malformed_variant = 0
+        #: repeat_tag="aba": tag issued -> the tag its request carried (None: the first page).
+        self._tag_parents: dict[str, str | None] = {}
         rng = random.Random(f"{seed}:ecss")
         self._ref_salt = rng.randrange(1, 1_000_000)
         self._insert_rng = random.Random(f"{seed}:ecss:insert")
@@ -418,6 +422,10 @@ class EcssProvider(Provider):
             raise ValueError(f"tag_cursor must be 'key' or 'offset', not {self.tag_cursor!r}")
         if int(self.max_limit) < 1:
             raise ValueError("max_limit must be >= 1")
+        if isinstance(self.repeat_tag, str) and self.repeat_tag != "aba":
+            raise ValueError(
+                f"repeat_tag must be a bool, a count or 'aba', not {self.repeat_tag!r}"
+            )
 
     def set(self, **knobs: Any) -> dict[str, Any]:
         """Change runtime knobs (names in ``SETTINGS``); unknown names raise ValueError."""
@@ -837,9 +845,23 @@ class EcssProvider(Provider):
             if more and page:
                 pos = query.cursor_pos + query.offset + len(page)
                 tag = self._make_tag(query, page[-1], pos)
-            if query.tag is not None and self._take_count("repeat_tag"):
+            if self.repeat_tag == "aba":
+                tag = self._tag_cycle(query.tag, tag)
+            elif query.tag is not None and self._take_count("repeat_tag"):
                 tag = query.tag
         return page, tag
+
+    def _tag_cycle(self, sent: str | None, fresh: str | None) -> str | None:
+        """``repeat_tag="aba"``: answer the tag that came before ``sent`` (A for a request
+        carrying B); otherwise ``fresh``, remembering which tag it followed."""
+        parent = self._tag_parents.get(sent) if sent is not None else None
+        if parent is not None:
+            return parent
+        if fresh is not None:
+            if len(self._tag_parents) > 100_000:
+                self._tag_parents.clear()
+            self._tag_parents[fresh] = sent
+        return fresh
 
     def _insert_for_paging(self, query: _Query) -> None:
         """New calls in the last 30 minutes of the window, no older than its newest call:
