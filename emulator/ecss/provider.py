@@ -33,7 +33,7 @@ import re
 import secrets
 import time
 import xml.etree.ElementTree as ET
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,11 +43,14 @@ from urllib.parse import parse_qs
 
 from emulator.base import (
     KEY_SCALE,
+    Delivery,
+    Instant,
     Provider,
     Request,
     Response,
     Routes,
     newest_insert_range,
+    parse_instant,
     register_provider,
 )
 from emulator.ecss import etf
@@ -289,6 +292,12 @@ class EcssConfig:
     ws_drop_next: int = 0
     #: Share of answered calls with a ``url_list`` entry (some have two).
     recorded_share: float = 0.6
+    #: Under a simulated clock (``Emulator.set_now``) a call is served from its
+    #: ``visible_at``: start + total duration (its release) + a delivery delay uniform
+    #: in [0, this] seconds ...
+    delivery_delay_max: int = 1200
+    #: ... and at most this many seconds after its start_time (true UTC).
+    max_visibility_lag: int = 2700
 
 
 #: Knobs that may change at run time.
@@ -412,6 +421,9 @@ class EcssProvider(Provider):
         rng = random.Random(f"{seed}:ecss")
         self._ref_salt = rng.randrange(1, 1_000_000)
         self._insert_rng = random.Random(f"{seed}:ecss:insert")
+        self._delivery = Delivery(
+            seed, "ecss:calls", cfg.delivery_delay_max, cfg.max_visibility_lag
+        )
         with _gc_paused():
             self._generate(rng, cfg.calls)
 
@@ -564,6 +576,12 @@ class EcssProvider(Provider):
                     self._keys.insert(i, call.key)
                     self._calls.insert(i, call)
 
+    # -- visibility under a simulated clock ----------------------------------------
+
+    def call_visible_at(self, c: _Call) -> int:
+        """When a call is first served: it has been released and delivered."""
+        return self._delivery.visible_at(c.seq, c.utc, c.utc + c.waiting + c.talk)
+
     # -- rendering -----------------------------------------------------------------
 
     def _attributes(self, c: _Call) -> dict[str, str]:
@@ -633,7 +651,8 @@ class EcssProvider(Provider):
             {"tag": tag} if tag is not None else {},
             [self._element(c) for c in calls],
         )
-        stamp = format_local(self.clock.local(int(time.time())))
+        now = self.sim_clock.now
+        stamp = format_local(self.clock.local(int(time.time()) if now is None else now))
         return (
             "out",
             {"xmlns:xs": XSI, "xs:noNamespaceSchemaLocation": SCHEMA},
@@ -803,7 +822,10 @@ class EcssProvider(Provider):
         return True
 
     def page(self, query: _Query) -> tuple[list[_Call], str | None]:
-        """The calls of one page (newest first) and the tag for the next one, if any."""
+        """The calls of one page (newest first) and the tag for the next one, if any.
+        Under a simulated clock only the calls visible then count (offsets, tags and
+        "more" included)."""
+        now = self.sim_clock.now
         with self.lock:
             if query.tag is not None and self.insert_while_paging > 0:
                 self._insert_for_paging(query)
@@ -821,16 +843,27 @@ class EcssProvider(Provider):
                 else:
                     skip += query.cursor_pos
             calls = self._calls
+            # Positions (ascending) of the calls the page may hold: the window up to the
+            # cursor, or under a clock its calls visible at ``now``.
+            idx: Sequence[int] = range(i0, start + 1)
+            top = len(idx)
+            if now is not None:
+                idx = self.visible_index.get(
+                    STREAM, calls, i0, i1, now=now, visible_at=self.call_visible_at
+                )
+                top = bisect_right(idx, start)
             direction = query.direction
             if direction is None:
-                first = start - skip
-                stop = max(i0 - 1, first - query.limit)
-                page = [calls[i] for i in range(first, stop, -1)]
-                more = stop > i0 - 1
+                first = top - 1 - skip
+                stop = max(-1, first - query.limit)
+                page = [calls[idx[k]] for k in range(first, stop, -1)]
+                more = stop > -1
             else:
                 inbound = direction == "in"
                 matching = (
-                    calls[i] for i in range(start, i0 - 1, -1) if calls[i].inbound is inbound
+                    calls[idx[k]]
+                    for k in range(top - 1, -1, -1)
+                    if calls[idx[k]].inbound is inbound
                 )
                 page = []
                 more = False
@@ -1153,11 +1186,17 @@ class EcssProvider(Provider):
 
     # -- expectations for tests ----------------------------------------------------
 
-    def expected(self, stream: str = STREAM) -> list[dict[str, Any]]:
+    def expected(self, stream: str = STREAM, as_of: Instant = None) -> list[dict[str, Any]]:
         """Every stored call, newest first: ``key`` (call_ref,), ``local`` start string,
         ``true_utc``, ``expected_utc`` and ``expected_fields`` (start/answer/release time
         as a correct client emits them: first occurrence of a repeated local time, None
-        when empty) and ``record`` (raw attributes + lists)."""
+        when empty), ``record`` (raw attributes + lists) and ``visible_at`` (ISO UTC:
+        served from then on under a simulated clock).
+
+        Every call is listed whatever the clock (filter on ``visible_at``). ``as_of``
+        (the providers share it) asks for the version served at that instant; a call has
+        one version, so here it changes nothing."""
+        parse_instant(as_of)
         if stream not in (STREAM, COMMAND):
             raise ValueError(f"unknown ECSS stream {stream!r}; expected {STREAM!r}")
         with self.lock:
@@ -1193,6 +1232,7 @@ class EcssProvider(Provider):
                             "answer_time": answer,
                             "release_time": release,
                         },
+                        "visible_at": _iso_utc(self.call_visible_at(c)),
                         "record": record,
                     }
                 )

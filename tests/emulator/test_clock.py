@@ -199,6 +199,9 @@ def test_cli_now_starts_the_clock() -> None:
         assert requests.get(f"{info['url']}/_emulator/clock", timeout=5).json() == {
             "now": "2024-03-31T00:00:00+00:00"
         }
+        auth = (info["thulium"]["username"], info["thulium"]["password"])
+        body = requests.get(info["thulium"]["api_url"] + "/connections", auth=auth, timeout=5)
+        assert 0 < body.json()["count"] < 100  # the spring data half delivered, no autumn
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
