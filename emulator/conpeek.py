@@ -184,7 +184,7 @@ class ConpeekConfig:
     #: many records at the START of the requested range (they sort before the current
     #: offset: every later page shifts).
     insert_while_paging: int = 0
-    #: Share of summaries that have a closed_date (minutes to days after creation;
+    #: Share of summaries that have a closed_date (minutes to ~60 days after creation;
     #: under a simulated clock they are served OPEN until that closure is delivered).
     closed_share: float = 0.5
     #: Under a simulated clock (``Emulator.set_now``) a record is served from its
@@ -546,16 +546,22 @@ class ConpeekProvider(Provider):
             cumulative.append(acc)
         return spans, cumulative, acc
 
-    def _edge_instants(self) -> list[int]:
-        """Every UTC midnight inside a period: the second before it, and it twice (a tie).
-        Half-open day windows must put each on the right side."""
-        out: list[int] = []
+    def _edge_instants(self, n: int) -> list[int]:
+        """UTC midnights inside a period: the second before it, and it twice (a tie).
+        Half-open day windows must put each on the right side. Every midnight while there
+        are at most 10; over long periods every k-th, so edges stay about a tenth of
+        ``n`` records (sparse data keeps its random spread), and at most ``n``."""
+        days: list[tuple[int, int, int]] = []
         for start, end in self.periods:
             day = -(-start // _DAY) * _DAY
             while day < end:
-                out.extend(ts for ts in (day - 1, day, day) if start <= ts < end)
+                days.append((day, start, end))
                 day += _DAY
-        return out
+        if len(days) > 10:
+            step = -(-len(days) * 3 // max(30, n // 10))
+            days = days[::step]
+        out = [ts for day, start, end in days for ts in (day - 1, day, day) if start <= ts < end]
+        return out[: max(0, n)]
 
     def _generate_dialogs(self, rng: random.Random, n: int) -> None:
         """``n`` dialogs: calls of 1-3 legs over the periods, a few dialer bursts (same
@@ -564,7 +570,7 @@ class ConpeekProvider(Provider):
             return
         out = [
             self._make_dialog(rng, ts, _EXTERNAL, rng.random() < 0.5)
-            for ts in self._edge_instants()[:n]
+            for ts in self._edge_instants(n)
         ]
         spans, cumulative, total = self._spans()
         rand = rng.random
@@ -737,10 +743,10 @@ class ConpeekProvider(Provider):
     def _generate_summaries(self, rng: random.Random, n: int) -> None:
         """``n`` summaries over the periods; campaign uploads create batches in the same
         second; records at (and right before) every UTC midnight; about
-        ``closed_share`` are CLOSED (minutes to days after creation)."""
+        ``closed_share`` are CLOSED (minutes to ~60 days after creation)."""
         if n <= 0:
             return
-        instants = self._edge_instants()[:n]
+        instants = self._edge_instants(n)
         spans, cumulative, total = self._spans()
         rand = rng.random
         while len(instants) < n and total > 0:
@@ -767,7 +773,7 @@ class ConpeekProvider(Provider):
         if closed:
             closed_ts = closed_at
             if closed_ts is None:
-                closed_ts = created + 60 + min(14 * _DAY, int(rng.expovariate(1 / 86400.0)))
+                closed_ts = created + self._close_delay(rng)
             r = rand()
             reason = next(c for p, c in _CLOSE_WEIGHTS if r < p)
             tries, last_try = self._tries_on_close(rng, reason, max_tries, created, closed_ts)
@@ -793,6 +799,18 @@ class ConpeekProvider(Provider):
             open_tries=open_tries,
             open_last_try=open_last_try,
         )
+
+    @staticmethod
+    def _close_delay(rng: random.Random) -> int:
+        """Seconds from creation to closure: a third within the hour (answered at once),
+        most within days, a quarter after 1-8 weeks of retries (up to 60 days), so a
+        clock moved through months keeps seeing closures."""
+        r = rng.random()
+        if r < 0.35:
+            return 60 + min(_DAY, int(rng.expovariate(1 / 1800.0)))
+        if r < 0.75:
+            return 3600 + min(14 * _DAY, int(rng.expovariate(1 / (2.0 * _DAY))))
+        return 7 * _DAY + int(rng.random() * 53 * _DAY)
 
     @staticmethod
     def _tries_on_close(
