@@ -2,6 +2,12 @@
 
 Tests run it in-process (background thread); the demo and benchmarks run it as a
 process (``python -m emulator``) and drive it through ``/_emulator/...``.
+
+Data can also move in time: with a simulated clock set (``Emulator.set_now``,
+``advance``, ``/_emulator/clock``, ``--now``) every provider serves only the records
+delivered by then (each has a seeded ``visible_at``, listed by ``expected()``), and a
+Conpeek summary stays OPEN until its closure is delivered. No clock (the default)
+serves everything in its final state.
 """
 
 from __future__ import annotations

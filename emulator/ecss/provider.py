@@ -843,37 +843,22 @@ class EcssProvider(Provider):
                 else:
                     skip += query.cursor_pos
             calls = self._calls
-            # Positions (ascending) of the calls the page may hold: the window up to the
-            # cursor, or under a clock its calls visible at ``now``.
-            idx: Sequence[int] = range(i0, start + 1)
-            top = len(idx)
             if now is not None:
-                idx = self.visible_index.get(
+                visible = self.visible_index.get(
                     STREAM, calls, i0, i1, now=now, visible_at=self.call_visible_at
                 )
-                top = bisect_right(idx, start)
-            direction = query.direction
-            if direction is None:
-                first = top - 1 - skip
-                stop = max(-1, first - query.limit)
-                page = [calls[idx[k]] for k in range(first, stop, -1)]
-                more = stop > -1
+                page, more = self._visible_slice(calls, visible, start, skip, query)
+            elif query.direction is None:
+                first = start - skip
+                stop = max(i0 - 1, first - query.limit)
+                page = [calls[i] for i in range(first, stop, -1)]
+                more = stop > i0 - 1
             else:
-                inbound = direction == "in"
+                inbound = query.direction == "in"
                 matching = (
-                    calls[idx[k]]
-                    for k in range(top - 1, -1, -1)
-                    if calls[idx[k]].inbound is inbound
+                    calls[i] for i in range(start, i0 - 1, -1) if calls[i].inbound is inbound
                 )
-                page = []
-                more = False
-                for n, call in enumerate(matching):
-                    if n < skip:
-                        continue
-                    if len(page) == query.limit:
-                        more = True
-                        break
-                    page.append(call)
+                page, more = self._take(matching, skip, query.limit)
             tag: str | None = None
             if more and page:
                 pos = query.cursor_pos + query.offset + len(page)
@@ -883,6 +868,36 @@ class EcssProvider(Provider):
             elif query.tag is not None and self._take_count("repeat_tag"):
                 tag = query.tag
         return page, tag
+
+    @staticmethod
+    def _take(calls: Iterator[_Call], skip: int, limit: int) -> tuple[list[_Call], bool]:
+        """Skip ``skip`` calls, take up to ``limit``; and whether more remain."""
+        page: list[_Call] = []
+        for n, call in enumerate(calls):
+            if n < skip:
+                continue
+            if len(page) == limit:
+                return page, True
+            page.append(call)
+        return page, False
+
+    def _visible_slice(
+        self, calls: list[_Call], visible: list[int], start: int, skip: int, query: _Query
+    ) -> tuple[list[_Call], bool]:
+        """:meth:`page` over the visible positions (ascending) up to ``start``, newest
+        first: the same slicing as without a clock over a store of just those calls."""
+        top = bisect_right(visible, start)
+        if query.direction is None:
+            first = top - 1 - skip
+            stop = max(-1, first - query.limit)
+            return [calls[visible[k]] for k in range(first, stop, -1)], stop > -1
+        inbound = query.direction == "in"
+        matching = (
+            calls[visible[k]]
+            for k in range(top - 1, -1, -1)
+            if calls[visible[k]].inbound is inbound
+        )
+        return self._take(matching, skip, query.limit)
 
     def _tag_cycle(self, sent: str | None, fresh: str | None) -> str | None:
         """``repeat_tag="aba"``: answer the tag that came before ``sent`` (A for a request
