@@ -456,3 +456,17 @@ def test_control_expected_lists_visibility_and_takes_as_of(emu) -> None:
     assert row["record"] == closing["record"] and row["record"]["state"] == "CLOSED"
     bad = requests.get(f"{base}/conpeek/expected", params={"stream": SUMMARIES, "as_of": "x"})
     assert bad.status_code == 400
+
+
+def test_as_of_before_a_summary_is_visible_gives_its_first_served_version(emu) -> None:
+    final = emu.conpeek.expected(SUMMARIES)
+    first_closed = [
+        r for r in final if r["closed_at"] and r["closed_visible_at"] == r["visible_at"]
+    ]
+    first_open = [r for r in final if r["closed_at"] and r["closed_visible_at"] != r["visible_at"]]
+    assert first_closed and first_open
+    early = {r["key"]: r for r in emu.conpeek.expected(SUMMARIES, as_of="2000-01-01T00:00:00Z")}
+    for row in first_closed:
+        assert early[row["key"]]["record"] == row["record"]
+    for row in first_open:
+        assert early[row["key"]]["record"]["state"] == "OPEN"
