@@ -187,9 +187,6 @@ class Delivery:
         self.delay_max = delay_max
         self.max_lag = max_lag
 
-    def delay(self, ident: int) -> int:
-        return (ident * self._mult + self._add) % _DELAY_P % self._span
-
     def visible_at(self, ident: int, instant: int, ready: int) -> int:
         """Epoch seconds from which the record identified by ``ident`` is served."""
         at = ready + (ident * self._mult + self._add) % _DELAY_P % self._span

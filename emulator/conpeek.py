@@ -1243,7 +1243,9 @@ class ConpeekProvider(Provider):
                     primary = fields["start_time"]
                     extra: dict[str, Any] = {"visible_at": iso(self.dialog_visible_at(item))}
                 else:
-                    closed_form = at is None or self._served_closed(item, at)
+                    # Before it is visible: the version it will first be served in.
+                    first = self.summary_visible_at(item)
+                    closed_form = at is None or self._served_closed(item, max(at, first))
                     record = self._render_summary(item, closed_form)
                     last_try = item.last_try if closed_form else _open_values(item)[1]
                     fields = {

@@ -431,3 +431,42 @@ def test_no_clock_serves_everything_final_and_a_far_clock_serves_the_same(emu) -
     assert everything(emu) != plain
     emu.set_now(None)
     assert everything(emu) == plain
+
+
+def test_control_expected_lists_visibility_and_takes_as_of(emu) -> None:
+    base = f"{emu.url}/_emulator"
+    rows = requests.get(f"{base}/thulium/expected", params={"stream": "recordings"}, timeout=10)
+    assert [r["visible_at"] for r in rows.json()] == [
+        r["visible_at"] for r in emu.thulium.expected("recordings")
+    ]
+    calls = requests.get(f"{base}/ecss/expected", timeout=10).json()
+    assert [r["visible_at"] for r in calls] == [r["visible_at"] for r in emu.ecss.expected()]
+    final = emu.conpeek.expected(SUMMARIES)
+    closing = next(r for r in final if r["closed_at"] and r["closed_visible_at"] != r["visible_at"])
+    before = ts(closing["closed_visible_at"]) - 1
+    for as_of in (str(before), closing["visible_at"]):
+        got = requests.get(
+            f"{base}/conpeek/expected", params={"stream": SUMMARIES, "as_of": as_of}, timeout=10
+        ).json()
+        row = next(r for r in got if r["key"] == [closing["key"][0]])
+        assert row["record"]["state"] == "OPEN" and row["expected_fields"]["closed_date"] is None
+        assert row["closed_at"] == closing["closed_at"]  # ground truth does not move
+    got = requests.get(f"{base}/conpeek/expected", params={"stream": SUMMARIES}, timeout=10)
+    row = next(r for r in got.json() if r["key"] == [closing["key"][0]])
+    assert row["record"] == closing["record"] and row["record"]["state"] == "CLOSED"
+    bad = requests.get(f"{base}/conpeek/expected", params={"stream": SUMMARIES, "as_of": "x"})
+    assert bad.status_code == 400
+
+
+def test_as_of_before_a_summary_is_visible_gives_its_first_served_version(emu) -> None:
+    final = emu.conpeek.expected(SUMMARIES)
+    first_closed = [
+        r for r in final if r["closed_at"] and r["closed_visible_at"] == r["visible_at"]
+    ]
+    first_open = [r for r in final if r["closed_at"] and r["closed_visible_at"] != r["visible_at"]]
+    assert first_closed and first_open
+    early = {r["key"]: r for r in emu.conpeek.expected(SUMMARIES, as_of="2000-01-01T00:00:00Z")}
+    for row in first_closed:
+        assert early[row["key"]]["record"] == row["record"]
+    for row in first_open:
+        assert early[row["key"]]["record"]["state"] == "OPEN"
