@@ -222,9 +222,10 @@ class CallcenterStream(RESTStream):
             return
         field = field or self.replication_key
         run = Window(windows[0].start, windows[-1].end)
+        old = self.bookmark(bookmark_key)
         # records before the incoming bookmark are re-reads (the lookback)
-        old = None if self.full_table else self.bookmark(bookmark_key)
-        reread_before = format_utc(old) if old is not None else None
+        reread_before = format_utc(old) if old is not None and not self.full_table else None
+        advance = self.bookmark_may_advance(run, old)
         fetched = prefetch_in_order(
             windows, lambda window: self.fetch_window(window, field), self.concurrency
         )
@@ -232,7 +233,22 @@ class CallcenterStream(RESTStream):
             for window, records in fetched:
                 scope = WindowScope(window, run, str(field), reread_before, keep)
                 yield from self.window_records(scope, records)
-                self.advance_bookmark(window.end, bookmark_key)
+                self.advance_bookmark(window.end if advance else old, bookmark_key)
+
+    def bookmark_may_advance(self, run: Window, old: dt.datetime | None) -> bool:
+        """Whether this pass may move the bookmark: not when it starts after it (a
+        FULL_TABLE run from a ``start_date`` later than the bookmark leaves a gap that
+        nothing has read; the bookmark stays, so an incremental run reads the gap)."""
+        if old is None or run.start <= old:
+            return True
+        self.logger.warning(
+            "%s: FULL_TABLE from %s starts after the bookmark %s: the bookmark is kept, so "
+            "a later incremental run still reads what lies between them",
+            self.name,
+            format_utc(run.start),
+            format_utc(old),
+        )
+        return False
 
     @property
     def concurrency(self) -> int:
@@ -382,7 +398,7 @@ class CallcenterStream(RESTStream):
         self._fetching.window = window
         yield from self.request_records({**window.as_context(), "field": field})
 
-    def advance_bookmark(self, value: dt.datetime, bookmark_key: str = BOOKMARK) -> None:
+    def advance_bookmark(self, value: dt.datetime | None, bookmark_key: str = BOOKMARK) -> None:
         """Move a bookmark to ``value`` (the end of a completed window) and emit STATE.
 
         The bookmark never goes backwards (a lookback window may end before the old
@@ -390,8 +406,10 @@ class CallcenterStream(RESTStream):
         """
         state = self.stream_state
         old_value = self.bookmark(bookmark_key)
-        if old_value is not None and old_value > value:
+        if value is None or (old_value is not None and old_value > value):
             value = old_value
+        if value is None:
+            return
         if bookmark_key == BOOKMARK:
             state["replication_key"] = self.replication_key
         state[bookmark_key] = format_utc(value)

@@ -212,6 +212,29 @@ def test_full_table_reads_from_start_date_and_ignores_the_bookmark(thulium_emula
     assert recordings and all(r["created_at"] >= minus(end, 60) for r in recordings)
 
 
+def test_full_table_after_a_gap_keeps_the_bookmark(thulium_emulator) -> None:
+    # found by the pipeline-life test: a FULL_TABLE run from a start_date later than the
+    # bookmark moved the bookmark past a range nothing had read
+    emu = thulium_emulator
+    bookmark, start = "2024-10-26T06:00:00+00:00", "2024-10-27T00:00:00Z"
+    config = thulium_config(emu, start, "2024-10-28T00:00:00Z")
+    discovered = json.loads(run_tap(config, extra_args=("--discover",)).stdout)
+    for entry in discovered["streams"]:
+        for item in entry["metadata"]:
+            if not item["breadcrumb"] and entry["tap_stream_id"] == CONNECTIONS:
+                item["metadata"]["replication-method"] = "FULL_TABLE"
+    state = state_with(CONNECTIONS, replication_key_value=bookmark)
+    full = run_tap(config, state=state, catalog=discovered)
+    assert full.returncode == 0, full.stderr[-2000:]
+    assert full.bookmark(CONNECTIONS) == bookmark
+    assert "starts after the bookmark" in full.stderr
+    incremental = run_tap(config, state=full.last_state)
+    emitted = {r["connection_id"] for r in full.records[CONNECTIONS]}
+    emitted |= {r["connection_id"] for r in incremental.records[CONNECTIONS]}
+    gap = connections(emu, bookmark, "2024-10-27T00:00:00+00:00")
+    assert gap and {k[0] for k in gap} <= emitted
+
+
 def test_batch_is_not_advertised_and_batch_config_is_refused() -> None:
     about = run_tap({}, extra_args=("--about", "--format", "json"), timeout=60)
     assert "batch" not in json.loads(about.stdout)["capabilities"]

@@ -14,7 +14,7 @@ them, and switches a stream to FULL_TABLE for one run. After every step:
 - every record visible at a completed run's start whose replication key lies in the
   stream's synced range has been emitted at least once, over the union of runs;
 - every campaign summary whose closure was visible then has been emitted closed;
-- no record outside the run's range (``start_date`` or bookmark − lookback, to the
+- no record outside the run's range (``start_date`` or bookmark - lookback, to the
   earlier of ``end_date`` and the run's start); no bookmark after its run's start;
 - no primary key twice within one run, so repeats across runs lie only in the lookback;
 - every RECORD validates against its stream's SCHEMA; a SIGTERM ends with 143 and only
@@ -143,6 +143,8 @@ class PipelineLife(RuleBasedStateMachine):
         self.truth: dict[str, list[Truth]] = {}
         self.validators: dict[str, jsonschema.protocols.Validator] = {}
         self.last_completed: tuple[dt.datetime, dt.datetime] | None = None
+        #: One line per run, shown when an invariant breaks.
+        self.history: list[str] = []
 
     # ----------------------------------------------------------------- set-up
 
@@ -322,6 +324,17 @@ class PipelineLife(RuleBasedStateMachine):
         return discovered
 
     def check_run(self, plan: RunPlan, result: TapRun, *, completed: bool) -> None:
+        bookmarks = {
+            name: {k: v for k, v in value.items() if k.endswith(("_value", "bookmark"))}
+            for name, value in ((result.last_state or {}).get("bookmarks") or {}).items()
+        }
+        counts = {name: len(records) for name, records in result.records.items()}
+        self.history.append(
+            f"now {iso(plan.now)} start {iso(plan.start)} end {iso(plan.end)} "
+            f"config { {k: v for k, v in plan.config.items() if not isinstance(v, dict)} } "
+            f"full_table {sorted(plan.full_table)} rc {result.returncode} records {counts} "
+            f"state out {bookmarks}"
+        )
         FIGURES.runs += 1
         FIGURES.completed += completed
         schemas = {
@@ -414,7 +427,8 @@ class PipelineLife(RuleBasedStateMachine):
             FIGURES.checked += len(rows)
             assert not missing, (
                 f"{name}: {len(missing)} visible record(s) never emitted, e.g. {missing[:2]} "
-                f"(origin {origin_iso}, end {end_iso}, now {now_iso})"
+                f"(origin {origin_iso}, end {end_iso}, now {now_iso}); runs:\n"
+                + "\n".join(self.history)
             )
 
     @invariant()
@@ -453,8 +467,8 @@ class RunPlan:
 
 
 #: CI: a few derandomized examples; the soak raises these.
-EXAMPLES = int(os.environ.get("PIPELINE_LIFE_EXAMPLES", "4"))
-STEPS = int(os.environ.get("PIPELINE_LIFE_STEPS", "10"))
+EXAMPLES = int(os.environ.get("PIPELINE_LIFE_EXAMPLES", "8"))
+STEPS = int(os.environ.get("PIPELINE_LIFE_STEPS", "15"))
 
 PipelineLife.TestCase.settings = settings(
     max_examples=EXAMPLES,
