@@ -37,7 +37,7 @@ from tap_callcenter.coerce import optional_bool, optional_int, optional_str
 from tap_callcenter.concurrency import prefetch_in_order
 from tap_callcenter.errors import CallcenterError, describe_request
 from tap_callcenter.pagination import attach_payload, payload_of
-from tap_callcenter.report import CompletenessReport
+from tap_callcenter.report import CompletenessReport, Progress
 from tap_callcenter.state import BOOKMARK, INSTANT_KEYS
 from tap_callcenter.timeconv import LocalClock, format_utc, parse_utc
 from tap_callcenter.windows import Window, WindowScope, split_windows
@@ -226,14 +226,17 @@ class CallcenterStream(RESTStream):
         # records before the incoming bookmark are re-reads (the lookback)
         reread_before = format_utc(old) if old is not None and not self.full_table else None
         advance = self.bookmark_may_advance(run, old)
+        progress = Progress(self.logger, self.name, len(windows))
         fetched = prefetch_in_order(
             windows, lambda window: self.fetch_window(window, field), self.concurrency
         )
         with contextlib.closing(fetched):  # on failure, stop the fetchers now
             for window, records in fetched:
                 scope = WindowScope(window, run, str(field), reread_before, keep)
+                emitted = self.report.emitted
                 yield from self.window_records(scope, records)
                 self.advance_bookmark(window.end if advance else old, bookmark_key)
+                progress.window_done(self.report.emitted - emitted)
 
     def bookmark_may_advance(self, run: Window, old: dt.datetime | None) -> bool:
         """Whether this pass may move the bookmark: not when it starts after it (a

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import enum
 import logging
-from dataclasses import dataclass, fields
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 
 from singer_sdk import metrics
 
@@ -61,3 +63,51 @@ class CompletenessReport:
             value = getattr(self, counter.name)
             point = metrics.Point("counter", metric, value, {"stream": stream})  # type: ignore[arg-type]
             metrics.log(metrics_logger, point)
+
+
+@dataclass
+class Progress:
+    """Progress of one pass over windows, logged about every ``interval`` seconds (a
+    long backfill otherwise says nothing between its window lines for hours)."""
+
+    logger: logging.Logger
+    stream: str
+    total: int
+    interval: float = 30.0
+    clock: Callable[[], float] = time.monotonic
+    done: int = 0
+    records: int = 0
+    started: float = field(init=False)
+    last: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.last = self.clock()
+
+    def window_done(self, records: int) -> None:
+        """Count a finished window; log a line when ``interval`` has passed."""
+        self.done += 1
+        self.records += records
+        now = self.clock()
+        if now - self.last < self.interval or self.done >= self.total:
+            return
+        self.last = now
+        elapsed = max(now - self.started, 1e-9)
+        left = elapsed / self.done * (self.total - self.done)
+        self.logger.info(
+            "%s: progress: %d of %d window(s), %d record(s), %.0f record(s)/s, about %s left",
+            self.stream,
+            self.done,
+            self.total,
+            self.records,
+            self.records / elapsed,
+            _duration(left),
+        )
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``3.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
