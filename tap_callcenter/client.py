@@ -148,6 +148,14 @@ class CallcenterStream(RESTStream):
         and the time the sync started)."""
         end = self.settings.end_date
         windows = split_windows(start, end, self.settings.window)
+        if not windows and bookmark_key == BOOKMARK and start > end:
+            self.logger.warning(
+                "%s: nothing to sync: the range starts at %s, after its end %s (the earlier "
+                "of end_date and now)",
+                self.name,
+                format_utc(start),
+                format_utc(end),
+            )
         self.logger.info(
             "%s: syncing %s to %s in %d window(s) (%s %s%s)",
             self.name,

@@ -503,3 +503,14 @@ def test_a_state_given_as_a_dict_is_checked_too() -> None:
     config = {"thulium": {"api_url": "http://127.0.0.1:9/api", "username": "u", "password": "pw"}}
     with pytest.raises(StateError, match="yesterday"):
         TapCallcenter(config=config, state=state_with(CONNECTIONS, replication_key_value="yesterday"))
+
+
+def test_a_start_date_after_now_says_there_is_nothing_to_sync() -> None:
+    config = {
+        "start_date": "2024-11-01T00:00:00Z",
+        "thulium": {"api_url": "http://127.0.0.1:9/api", "username": "u", "password": "pw"},
+    }
+    run = run_tap(config, env=at("2024-10-27T00:00:00Z"), timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "nothing to sync" in run.stderr and "2024-11-01T00:00:00+00:00" in run.stderr
+    assert not run.records
