@@ -57,12 +57,21 @@ def test_full_sync_is_complete_without_duplicates(emu, period) -> None:
 
 
 def test_server_that_caps_limit_below_the_request_loses_nothing(emu) -> None:
-    emu.conpeek.config.max_limit_dialogs = 120
-    emu.conpeek.config.max_limit_summaries = 30
+    # The cap is read from the provider on every request (its config was copied at
+    # construction: setting ``emu.conpeek.config`` here would change nothing).
+    emu.conpeek.max_limit_dialogs = 120
+    emu.conpeek.max_limit_summaries = 30
     start, end = SPRING
     run = run_tap(conpeek_config(emu, start, end, window_days=1))
     for spec in (DIALOGS, SUMMARIES):
-        assert_stream_matches(run, spec[0], expected(emu, spec, start, end), spec[3])
+        want = expected(emu, spec, start, end)
+        assert_stream_matches(run, spec[0], want, spec[3])
+        # the premise: the server really cut pages (500 or 100 asked), so short pages
+        # that were not the last came back, and paging went on past them
+        cap = 120 if spec is DIALOGS else 30
+        requests = [e for e in emu.requests_log if e["path"].endswith("/" + spec[1])]
+        assert requests and all(int(e["query"]["limit"]) > cap for e in requests)
+        assert len(requests) >= len(want) / cap, (len(requests), len(want))
 
 
 def test_records_inserted_while_paging_are_not_duplicated(emu) -> None:
@@ -145,7 +154,6 @@ def test_wrong_key_is_a_clear_error(emu) -> None:
 def test_a_400_reports_the_api_message_and_the_filter(emu) -> None:
     # a window start before 1970 cannot be written in the API's format by the server's rules
     config = conpeek_config(emu, "2024-03-30T00:00:00Z", "2024-03-30T06:00:00Z")
-    emu.conpeek.config.max_limit_dialogs = 500
     run = run_tap(
         {**config, "start_date": "0999-01-01T00:00:00Z", "end_date": "0999-01-02T00:00:00Z"}
     )
