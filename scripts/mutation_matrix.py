@@ -1,0 +1,385 @@
+"""Mutation matrix: break one promised behaviour at a time and check a test notices.
+
+The fault matrix (``scripts/fault_matrix.py``) asks "does the tap survive a hostile
+server?"; this one asks the converse about the tests: "would the suite notice if the tap
+stopped keeping a promise?". Each row is a one-line break of a behaviour the README or
+the contract promises (``Mutation``: the file, the exact text to replace, which must
+occur exactly once, the replacement, and the tests that should notice). For each row the
+script copies the repository to a scratch directory (without ``.venv*``, ``.git``,
+``output``, ``.meltano`` and caches), applies the break there, and runs
+``python -m pytest -x -q <tests>`` in that copy, with the copy first on ``PYTHONPATH``
+and as the working directory, so the tap's subprocesses (``python -m tap_callcenter.tap``)
+and the in-process emulator import the broken copy, never the installed package (checked
+before each run).
+
+A row is **caught** when one of its tests fails; it **survived** when they all pass (a
+blind spot: the run fails), it is **stale** when its ``old`` text no longer occurs
+exactly once (the code moved on: update the row), and **invalid** when the break does not
+even import or collect (a broken row, not a caught one).
+
+Usage (from the repository root, in the project's virtualenv)::
+
+    python scripts/mutation_matrix.py                 # every row, markdown table
+    python scripts/mutation_matrix.py --list          # rows and their tests, no run
+    python scripts/mutation_matrix.py --rows retry-after-per-request,fold-rule
+    python scripts/mutation_matrix.py --write         # also docs/mutation-matrix.md
+    python scripts/mutation_matrix.py --check         # only: is every row applicable?
+
+Adding a row: append a ``Mutation`` to ``MUTATIONS`` (keep ``old`` short but unique,
+and list only the test files or test ids that should notice, so a row takes seconds),
+run it with ``--rows <key>``, and move its entry out of ``PENDING`` if it was there.
+``tests/test_mutation_matrix.py`` runs the whole matrix in CI (marker ``mutation``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "mutation-matrix.md"
+
+#: Never copied into a scratch tree: environments, VCS, outputs and caches.
+EXCLUDED = frozenset(
+    {
+        ".git",
+        "output",
+        ".meltano",
+        "__pycache__",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        "build",
+        "dist",
+    }
+)
+#: Longest a row's pytest may run before the row is reported as timed out.
+ROW_TIMEOUT = 900.0
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One break: replace ``old`` (exactly once in ``path``) by ``new``; ``tests``
+    (pytest files or node ids, relative to the root) must then fail."""
+
+    key: str
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------- rows
+
+MUTATIONS: tuple[Mutation, ...] = (
+    Mutation(
+        "conpeek-short-page",
+        "Conpeek: a short page is confirmed by one more request (a server may cap limit)",
+        "tap_callcenter/pagination.py",
+        "        return self._received(response) > 0\n",
+        "        return self._received(response) in (100, 500)\n",
+        (
+            "tests/conpeek/test_sync.py::"
+            "test_server_that_caps_limit_below_the_request_loses_nothing",
+        ),
+    ),
+)
+
+#: Promised behaviours whose rows are still to come (owner's work not landed yet):
+#: (behaviour, where the row will come from).
+PENDING: tuple[tuple[str, str], ...] = ()
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+@dataclass
+class RowResult:
+    """What happened to one row."""
+
+    key: str
+    name: str
+    tests: tuple[str, ...]
+    #: caught, survived, stale, invalid or timeout
+    status: str
+    caught_by: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "caught"
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    return {
+        name
+        for name in names
+        if name in EXCLUDED or name.startswith(".venv") or name.endswith(".egg-info")
+    }
+
+
+def scratch_copy(destination: Path, root: Path = ROOT) -> Path:
+    """The repository's files (no environments, VCS, outputs or caches) under ``destination``."""
+    target = destination / "repo"
+    shutil.copytree(root, target, ignore=_ignore)
+    return target
+
+
+def occurrences(mutation: Mutation, root: Path = ROOT) -> int:
+    """How often the row's ``old`` text occurs in its file (1 = applicable)."""
+    path = root / mutation.path
+    return path.read_text(encoding="utf-8").count(mutation.old) if path.is_file() else 0
+
+
+def apply(mutation: Mutation, tree: Path) -> None:
+    """Write the break into the scratch tree (``old`` must occur exactly once)."""
+    path = tree / mutation.path
+    text = path.read_text(encoding="utf-8")
+    if text.count(mutation.old) != 1:
+        msg = f"{mutation.path}: the text to replace occurs {text.count(mutation.old)} times"
+        raise ValueError(msg)
+    path.write_text(text.replace(mutation.old, mutation.new), encoding="utf-8")
+
+
+def scratch_env(tree: Path) -> dict[str, str]:
+    """The environment of every process in a scratch run: the copy first on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("PYTEST_CURRENT_TEST", None)
+    return env
+
+
+def imports_from(tree: Path) -> str | None:
+    """None when ``tap_callcenter`` and ``emulator`` resolve inside ``tree`` (as the
+    tap's subprocesses will import them), else what they resolve to."""
+    probe = "import emulator, tap_callcenter; print(tap_callcenter.__file__, emulator.__file__)"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tree,
+        env=scratch_env(tree),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    files = proc.stdout.split()
+    if proc.returncode != 0 or len(files) != 2:
+        return f"import failed: {proc.stderr.strip()[-300:]}"
+    outside = [f for f in files if not Path(f).resolve().is_relative_to(tree.resolve())]
+    return f"imports {outside} instead of the scratch copy" if outside else None
+
+
+_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
+
+
+def run_row(mutation: Mutation, root: Path = ROOT) -> RowResult:
+    """Copy, break, run the row's tests; the verdict."""
+    started = time.monotonic()
+    result = RowResult(mutation.key, mutation.name, mutation.tests, "stale")
+    count = occurrences(mutation, root)
+    if count != 1:
+        result.detail = f"{mutation.path}: the text to replace occurs {count} times (expected 1)"
+        return result
+    with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
+        tree = scratch_copy(Path(tmp), root)
+        apply(mutation, tree)
+        wrong_import = imports_from(tree)
+        if wrong_import is not None:
+            result.status, result.detail = "invalid", wrong_import
+            result.seconds = round(time.monotonic() - started, 1)
+            return result
+        command = [
+            sys.executable,
+            *("-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rfE"),
+            *mutation.tests,
+        ]
+        try:
+            proc = subprocess.run(
+                command,
+                cwd=tree,
+                env=scratch_env(tree),
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=ROW_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            result.status = "timeout"
+            result.detail = f"the tests ran longer than {ROW_TIMEOUT:.0f} s"
+            result.seconds = round(time.monotonic() - started, 1)
+            return result
+    output = proc.stdout + proc.stderr
+    failed = list(dict.fromkeys(_FAILED.findall(output)))
+    if proc.returncode == 0:
+        result.status = "survived"
+        result.detail = output.strip().splitlines()[-1] if output.strip() else ""
+    elif proc.returncode == 1 and failed:
+        result.status, result.caught_by = "caught", failed
+    else:  # 2: interrupted / collection error, 3: internal, 4: usage, 5: no tests
+        result.status = "invalid"
+        result.caught_by = failed
+        result.detail = f"pytest exit {proc.returncode}: " + " ".join(output.split())[-400:]
+    result.seconds = round(time.monotonic() - started, 1)
+    return result
+
+
+def select(keys: Sequence[str] | None) -> list[Mutation]:
+    """The rows named by ``keys`` (all when None); unknown keys are an error."""
+    if not keys:
+        return list(MUTATIONS)
+    known = {m.key: m for m in MUTATIONS}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        msg = f"unknown row(s) {unknown}; known: {', '.join(known)}"
+        raise ValueError(msg)
+    return [known[k] for k in keys]
+
+
+def run_matrix(
+    keys: Sequence[str] | None = None,
+    *,
+    workers: int = 1,
+    progress: Callable[[RowResult], None] | None = None,
+    root: Path = ROOT,
+) -> list[RowResult]:
+    """Every chosen row, ``workers`` at a time (each in its own scratch copy), in order."""
+    rows = select(keys)
+
+    def work(mutation: Mutation) -> RowResult:
+        result = run_row(mutation, root)
+        if progress is not None:
+            progress(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(work, rows))
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _short_test(node: str) -> str:
+    """``tests/x/test_y.py::test_z[a]`` -> ``x/test_y.py::test_z[a]``, for the table."""
+    return node.removeprefix("tests/")
+
+
+def markdown(results: Sequence[RowResult]) -> str:
+    """The table: break, tests run, caught by, seconds."""
+    lines = ["| break | tests run | caught by | seconds |", "|---|---|---|---:|"]
+    for r in results:
+        tests = "<br>".join(f"`{_short_test(t)}`" for t in r.tests)
+        if r.status == "caught":
+            verdict = "<br>".join(f"`{_short_test(t)}`" for t in r.caught_by)
+        else:
+            verdict = f"**{r.status.upper()}** {r.detail}".strip()
+        lines.append(f"| {_cell(r.name)} | {tests} | {_cell(verdict)} | {r.seconds:.0f} |")
+    return "\n".join(lines)
+
+
+def problems(results: Sequence[RowResult]) -> list[str]:
+    """Rows that make the run fail: survived, stale, invalid or timed out."""
+    return [f"{r.key}: {r.status} {r.detail}".strip() for r in results if not r.ok]
+
+
+DOC_HEADER = """\
+# Mutation matrix
+
+Generated by `python scripts/mutation_matrix.py --write`; do not edit the table by hand.
+
+Each row breaks one promised behaviour of the tap with a one-line change (in a scratch
+copy of the repository), runs only the tests that should notice, and records which
+test failed. A row that no test catches is a blind spot of the suite, and fails the run
+(as does a row whose text to replace no longer exists: update it with the code). CI
+runs the matrix through `tests/test_mutation_matrix.py` (marker `mutation`; deselect it
+with `-m "not mutation"`). See the script's docstring for how to add a row.
+"""
+
+
+def document(results: Sequence[RowResult], seconds: float, workers: int) -> str:
+    """``docs/mutation-matrix.md``: the explanation, the table, and the rows to come."""
+    caught = sum(r.ok for r in results)
+    parts = [
+        DOC_HEADER,
+        markdown(results),
+        "",
+        f"{caught} of {len(results)} rows caught; the whole matrix took {seconds:.0f} s "
+        f"({workers} row(s) at a time, on a 2-core machine shared with other work).",
+    ]
+    if PENDING:
+        parts += [
+            "",
+            "## Rows still to come",
+            "",
+            "Promised behaviours whose row lands with the work that adds or reworks them:",
+            "",
+            *(f"- {behaviour} ({source})" for behaviour, source in PENDING),
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--rows", help="comma-separated row keys (default: all)")
+    parser.add_argument("--workers", type=int, default=1, help="rows run in parallel")
+    parser.add_argument("--list", action="store_true", help="list the rows and exit")
+    parser.add_argument(
+        "--check", action="store_true", help="only check every row applies (no test run)"
+    )
+    parser.add_argument("--write", action="store_true", help=f"also write {DOC.relative_to(ROOT)}")
+    parser.add_argument("--json", metavar="FILE", help="also write every row's result here")
+    parser.add_argument("--quiet", action="store_true", help="no per-row progress on stderr")
+    args = parser.parse_args(argv)
+    rows = select(args.rows.split(",") if args.rows else None)
+    if args.list or args.check:
+        stale = [m for m in rows if occurrences(m) != 1]
+        for m in rows:
+            mark = "STALE " if m in stale else ""
+            print(f"{mark}{m.key}: {m.name} [{m.path}] -> {' '.join(m.tests)}")
+        return 1 if args.check and stale else 0
+
+    def progress(result: RowResult) -> None:
+        if not args.quiet:
+            verdict = ", ".join(result.caught_by) if result.ok else result.detail
+            print(
+                f"  {result.seconds:6.1f} s  {result.key}: {result.status} {verdict}",
+                file=sys.stderr,
+            )
+
+    started = time.monotonic()
+    results = run_matrix([m.key for m in rows], workers=args.workers, progress=progress)
+    seconds = time.monotonic() - started
+    print(markdown(results))
+    found = problems(results)
+    print(f"\n{len(results)} rows in {seconds:.0f} s; problems: {len(found)}")
+    for problem in found:
+        print(f"- {problem}")
+    if args.write:
+        DOC.parent.mkdir(exist_ok=True)
+        DOC.write_text(document(results, seconds, args.workers), encoding="utf-8")
+    if args.json:
+        data = {"seconds": round(seconds, 1), "rows": [asdict(r) for r in results]}
+        Path(args.json).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
