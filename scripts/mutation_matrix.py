@@ -34,10 +34,12 @@ run it with ``--rows <key>``, and move its entry out of ``PENDING`` if it was th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,6 +96,30 @@ MUTATIONS: tuple[Mutation, ...] = (
             "tests/conpeek/test_sync.py::"
             "test_server_that_caps_limit_below_the_request_loses_nothing",
         ),
+    ),
+    Mutation(
+        "closures-switch",
+        "Conpeek: sync_closures false means no closure pass",
+        "tap_callcenter/conpeek.py",
+        'if not self.provider_config.get("sync_closures", True) or not created_windows:',
+        "if not created_windows:",
+        ("tests/conpeek/test_sync.py::test_closures_can_be_switched_off",),
+    ),
+    Mutation(
+        "numbers-as-strings",
+        "Numbers given as strings keep their value (window_days '0.25' is 6 h)",
+        "tap_callcenter/settings.py",
+        'config[key] = int(number) if number.is_integer() and "integer" in types else number',
+        "config[key] = int(number)",
+        ("tests/test_config.py::test_numbers_given_as_strings_keep_their_value",),
+    ),
+    Mutation(
+        "bounded-buffers",
+        "Prefetch buffers are bounded (4 chunks of 200 records per window worker)",
+        "tap_callcenter/concurrency.py",
+        "QUEUE_CHUNKS = 4\n",
+        "QUEUE_CHUNKS = 400\n",
+        ("tests/test_concurrency.py::test_workers_do_not_run_ahead_unbounded",),
     ),
 )
 
@@ -208,34 +234,47 @@ def run_row(mutation: Mutation, root: Path = ROOT) -> RowResult:
             *("-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rfE"),
             *mutation.tests,
         ]
-        try:
-            proc = subprocess.run(
-                command,
-                cwd=tree,
-                env=scratch_env(tree),
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=ROW_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
-            result.status = "timeout"
-            result.detail = f"the tests ran longer than {ROW_TIMEOUT:.0f} s"
-            result.seconds = round(time.monotonic() - started, 1)
-            return result
-    output = proc.stdout + proc.stderr
+        returncode, output = _run_tests(command, tree)
     failed = list(dict.fromkeys(_FAILED.findall(output)))
-    if proc.returncode == 0:
+    if returncode is None:  # timed out: caught only if a test had already failed
+        result.status = "caught" if failed else "timeout"
+        result.caught_by = failed
+        result.detail = f"the tests were killed after {ROW_TIMEOUT:.0f} s"
+    elif returncode == 0:
         result.status = "survived"
         result.detail = output.strip().splitlines()[-1] if output.strip() else ""
-    elif proc.returncode == 1 and failed:
+    elif returncode == 1 and failed:
         result.status, result.caught_by = "caught", failed
     else:  # 2: interrupted / collection error, 3: internal, 4: usage, 5: no tests
         result.status = "invalid"
         result.caught_by = failed
-        result.detail = f"pytest exit {proc.returncode}: " + " ".join(output.split())[-400:]
+        result.detail = f"pytest exit {returncode}: " + " ".join(output.split())[-400:]
     result.seconds = round(time.monotonic() - started, 1)
     return result
+
+
+def _run_tests(command: list[str], tree: Path) -> tuple[int | None, str]:
+    """Run pytest in the scratch tree: (exit code or None if it timed out, output).
+
+    In its own process group, so a timeout also ends the tap and emulator processes the
+    tests started (nothing outlives its row)."""
+    proc = subprocess.Popen(
+        command,
+        cwd=tree,
+        env=scratch_env(tree),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=ROW_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        return None, output or ""
+    return proc.returncode, output or ""
 
 
 def select(keys: Sequence[str] | None) -> list[Mutation]:

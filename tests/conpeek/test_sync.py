@@ -126,15 +126,50 @@ def test_incremental_run_picks_up_late_dialogs_and_closures(emu) -> None:
 
 
 def test_closures_can_be_switched_off(emu) -> None:
+    """Off means no closure pass at all: no request filters on ``closed_date``, no
+    closure bookmark, and a summary closed since the last run is not re-emitted (the
+    same incremental run with closures on does re-emit it, so the setting decides)."""
     start, end = AUTUMN
-    config = conpeek_config(emu, start, end)
+    middle = "2024-10-27T00:00:00+00:00"
+    config = conpeek_config(emu, start, middle)
     config["conpeek"]["sync_closures"] = False
-    run = run_tap(config)
-    assert run.returncode == 0
-    assert (
-        "closed_date_bookmark"
-        not in run.last_state["bookmarks"]["conpeek_voice_campaign_request_summary"]
-    )
+    first = run_tap(config)
+    assert first.returncode == 0, first.stderr[-2000:]
+    open_before = [
+        i["key"][0]
+        for i in emu.conpeek.expected("voice_campaign_request_summary")
+        if i["record"]["state"] == "OPEN"
+        and start <= i["expected_fields"]["created_date"] < "2024-10-26T20:00"
+    ]
+    closed = emu.conpeek.close_summaries(3, at_utc="2024-10-27T06:00:00Z", ids=open_before[:3])
+    assert len(closed) == 3
+
+    def summaries_run(sync_closures: bool):
+        config = conpeek_config(emu, start, end)
+        config["conpeek"]["sync_closures"] = sync_closures
+        before = len(emu.requests_log)
+        run = run_tap(config, state=first.last_state)
+        assert run.returncode == 0, run.stderr[-2000:]
+        filters = [
+            e["query"].get("filter", "")
+            for e in emu.requests_log[before:]
+            if e["path"].endswith("/voice_campaign_request_summary")
+        ]
+        ids = {r["id"] for r in run.records["conpeek_voice_campaign_request_summary"]}
+        return run, filters, ids
+
+    off, filters, ids = summaries_run(False)
+    assert filters and not [f for f in filters if "closed_date" in f], filters
+    assert "closed_date_bookmark" not in off.last_state["bookmarks"][SUMMARIES[0]]
+    assert not set(closed) & ids, "closures were synced although switched off"
+    # everything created in the incremental range is still there
+    lookback_start = "2024-10-26T23:00:00+00:00"
+    want = {k[0] for k in expected(emu, SUMMARIES, lookback_start, end)}
+    assert want and want == ids
+
+    _, filters, ids = summaries_run(True)
+    assert [f for f in filters if "closed_date" in f]
+    assert set(closed) <= ids
 
 
 def test_wrong_key_is_a_clear_error(emu) -> None:
