@@ -98,6 +98,31 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "ecss-schema",
+        "ECSS records validate against their schema (call_ref declared integer)",
+        "tap_callcenter/schemas/ecss_operator_call_history.json",
+        '"call_ref": {\n      "type": "string",',
+        '"call_ref": {\n      "type": "integer",',
+        ("tests/test_core.py",),
+    ),
+    Mutation(
+        "conpeek-schema",
+        "Conpeek records validate against their schema (summary tries declared string)",
+        "tap_callcenter/schemas/conpeek_voice_campaign_request_summary.json",
+        '"tries": {\n      "type": [\n        "integer",',
+        '"tries": {\n      "type": [\n        "string",',
+        ("tests/test_core.py",),
+    ),
+    Mutation(
+        "undeclared-fields-kept",
+        "Fields the API sends that the schema does not declare are kept",
+        "tap_callcenter/client.py",
+        "        return record\n\n\ndef _described",
+        '        return {k: v for k, v in record.items() if k in self.schema["properties"]}'
+        "\n\n\ndef _described",
+        ("tests/test_core.py",),
+    ),
+    Mutation(
         "closures-switch",
         "Conpeek: sync_closures false means no closure pass",
         "tap_callcenter/conpeek.py",
