@@ -123,6 +123,46 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_core.py",),
     ),
     Mutation(
+        "redaction",
+        "Secrets are redacted from every log line and error (redaction switched off)",
+        "tap_callcenter/errors.py",
+        "        if self._pattern is None:\n            return text\n",
+        "        if True:\n            return text\n",
+        ("tests/test_redaction.py::test_a_server_echoing_the_credentials_leaks_nothing",),
+    ),
+    Mutation(
+        "redaction-basic-auth",
+        "A secret is redacted as the base64 user:password of HTTP basic auth",
+        "tap_callcenter/errors.py",
+        'found.add(_basic_auth_token(config["username"], config["password"]))',
+        "pass",
+        ("tests/test_redaction.py::test_a_server_echoing_the_credentials_leaks_nothing",),
+    ),
+    Mutation(
+        "redaction-url-encoded",
+        "A secret is redacted URL-encoded (the ECSS login form)",
+        "tap_callcenter/errors.py",
+        'url_encoded = {quote_plus(text), quote(text, safe=""), quote(text)}',
+        "url_encoded: set[str] = set()",
+        ("tests/test_redaction.py::test_a_server_echoing_the_credentials_leaks_nothing",),
+    ),
+    Mutation(
+        "redaction-json-escaped",
+        "A secret is redacted JSON-escaped (a body or websocket frame quoting it)",
+        "tap_callcenter/errors.py",
+        "json_escaped = {json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}",
+        "json_escaped: set[str] = set()",
+        ("tests/test_redaction.py::test_a_websocket_error_echoing_the_key_leaks_nothing",),
+    ),
+    Mutation(
+        "redaction-any-type",
+        "A secret setting's value is never printed in a config error, whatever its type",
+        "tap_callcenter/errors.py",
+        "    if value is None:\n        return []\n",
+        "    if not isinstance(value, str):\n        return []\n",
+        ("tests/test_redaction.py::test_a_secret_setting_of_the_wrong_type_is_named_not_printed",),
+    ),
+    Mutation(
         "closures-switch",
         "Conpeek: sync_closures false means no closure pass",
         "tap_callcenter/conpeek.py",
@@ -235,7 +275,8 @@ def imports_from(tree: Path) -> str | None:
     return f"imports {outside} instead of the scratch copy" if outside else None
 
 
-_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
+#: A failed test in pytest's short summary: ``FAILED <node id> - <message>``.
+_FAILED = re.compile(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", re.MULTILINE)
 
 
 def run_row(mutation: Mutation, root: Path = ROOT) -> RowResult:
