@@ -163,6 +163,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_redaction.py::test_a_secret_setting_of_the_wrong_type_is_named_not_printed",),
     ),
     Mutation(
+        "fold-rule",
+        "A repeated autumn wall time takes its first occurrence",
+        "tap_callcenter/timeconv.py",
+        "return wall.replace(tzinfo=self.zone, fold=0).astimezone(UTC)",
+        "return wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)",
+        ("tests/test_timeconv.py::test_every_instant_round_trips_except_the_repeated_hour",),
+    ),
+    Mutation(
         "closures-switch",
         "Conpeek: sync_closures false means no closure pass",
         "tap_callcenter/conpeek.py",

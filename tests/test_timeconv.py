@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tap_callcenter.timeconv import UTC, LocalClock, UnknownTimezoneError, format_utc, parse_utc
@@ -51,22 +51,37 @@ instants = st.datetimes(
 ).map(lambda d: d.replace(microsecond=0))
 
 
-@settings(max_examples=400, deadline=None)
-@given(instants)
-def test_every_instant_round_trips_except_the_repeated_hour(instant: dt.datetime) -> None:
-    wall = WARSAW.to_wall(instant)
-    back = WARSAW.to_utc(wall)
-    if back != instant:
-        # only the second occurrence of a repeated hour maps to its first occurrence
-        assert instant.astimezone(WARSAW.zone).fold == 1
-        assert instant - back == dt.timedelta(hours=1)
-
-
 def _dst_edges() -> st.SearchStrategy[dt.datetime]:
+    """Instants within 3 h of Warsaw's two 2024 changes (both at 01:00Z): the spring
+    gap, and both occurrences of the repeated autumn hour."""
     edges = [dt.datetime(2024, 3, 31, 1, tzinfo=UTC), dt.datetime(2024, 10, 27, 1, tzinfo=UTC)]
     return st.sampled_from(edges).flatmap(
         lambda e: st.integers(-3 * 3600, 3 * 3600).map(lambda s: e + dt.timedelta(seconds=s))
     )
+
+
+#: The autumn hour shown twice: its first occurrence is 00:00-01:00Z, its second 01:00-02:00Z.
+REPEATED_FIRST = dt.datetime(2024, 10, 27, 0, tzinfo=UTC)
+REPEATED_SECOND = dt.datetime(2024, 10, 27, 1, tzinfo=UTC)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_dst_edges(), instants))
+@example(REPEATED_FIRST)  # both occurrences of 02:00:00, and the last second of each
+@example(REPEATED_SECOND)
+@example(REPEATED_SECOND - SECOND)
+@example(REPEATED_SECOND + dt.timedelta(hours=1) - SECOND)
+@example(dt.datetime(2024, 3, 31, 1, tzinfo=UTC) - SECOND)  # 01:59:59 CET, then the jump
+@example(dt.datetime(2024, 3, 31, 1, tzinfo=UTC))  # 03:00:00 CEST
+def test_every_instant_round_trips_except_the_repeated_hour(instant: dt.datetime) -> None:
+    """UTC -> wall -> UTC gives the instant back, except in the second occurrence of the
+    repeated hour, which (the documented convention) comes back as the first one."""
+    wall = WARSAW.to_wall(instant)
+    back = WARSAW.to_utc(wall)
+    second_occurrence = REPEATED_SECOND <= instant < REPEATED_SECOND + dt.timedelta(hours=1)
+    assert second_occurrence == (instant.astimezone(WARSAW.zone).fold == 1)
+    expected = instant - dt.timedelta(hours=1) if second_occurrence else instant
+    assert back == expected, (instant, wall, back)
 
 
 @settings(max_examples=300, deadline=None)
