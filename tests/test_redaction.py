@@ -14,16 +14,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, quote_plus
 
 import pytest
 
 from emulator.ecss.websocket import Connection, WebSocketServer
+from tests.loopback import Answer, Seen, http_server
 from tests.tap_runner import run_tap
 
 #: A secret with every character that some encoding changes: a quote, a slash, a
@@ -57,59 +55,6 @@ def assert_no_secret(run, secret: str = SECRET) -> None:
 
 
 # ---------------------------------------------------------------------------- servers
-
-
-@dataclass
-class Seen:
-    """What the echo server received in one request."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: str
-
-    def echo(self) -> str:
-        auth = self.headers.get("Authorization", "")
-        return f"{self.method} {self.path} Authorization: {auth} body: {self.body}"
-
-
-#: An answer: (status, content type, body, extra headers).
-Answer = tuple[int, str, str, dict[str, str]]
-
-
-@contextlib.contextmanager
-def echo_server(answer: Callable[[Seen], Answer]) -> Iterator[str]:
-    """A loopback HTTP server whose every answer is ``answer(request)``; yields its URL."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length).decode("utf-8", "replace")
-            seen = Seen(self.command, self.path, dict(self.headers.items()), body)
-            status, kind, text, headers = answer(seen)
-            payload = text.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", kind)
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextlib.contextmanager
@@ -238,7 +183,7 @@ ECHOES: dict[str, tuple[Callable[[str], dict], Callable[[Seen], Answer]]] = {
 @pytest.mark.parametrize("case", list(ECHOES))
 def test_a_server_echoing_the_credentials_leaks_nothing(case: str) -> None:
     config, answer = ECHOES[case]
-    with echo_server(answer) as url:
+    with http_server(answer) as url:
         run = run_tap(config(url), timeout=60)
     assert_no_secret(run)
 
@@ -254,7 +199,7 @@ def test_a_server_echoing_the_credentials_leaks_nothing(case: str) -> None:
 )
 def test_a_secret_cut_by_the_body_snippet_leaks_nothing() -> None:
     body = "x" * 280 + " password " + SECRET + " end"  # the 300-character cut is mid-secret
-    with echo_server(lambda seen: (401, "text/html", body, {})) as url:
+    with http_server(lambda seen: (401, "text/html", body, {})) as url:
         run = run_tap(thulium(url), timeout=60)
     assert run.returncode == 1, run.stderr[-2000:]
     assert SECRET[:8] not in run.stdout + run.stderr, run.stderr[-1000:]
@@ -273,7 +218,7 @@ def _ecss_login_ok(seen: Seen) -> Answer:
     ids=["status-500-retried", "status-200-error-answer"],
 )
 def test_a_websocket_error_echoing_the_key_leaks_nothing(status: int, text: str) -> None:
-    with echo_server(_ecss_login_ok) as url, echo_websocket(status, text) as ws_url:
+    with http_server(_ecss_login_ok) as url, echo_websocket(status, text) as ws_url:
         run = run_tap(ecss(url, transport="websocket", ws_url=ws_url), timeout=60)
     assert_no_secret(run)
     assert "ecss / ecss_operator_call_history" in run.stderr.strip().splitlines()[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -119,6 +120,43 @@ def test_expired_sessions_are_renewed(emu, transport) -> None:
     run = run_tap(ecss_config(emu, start, end, transport, window_days=0.25))
     assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
     assert "session expired" in run.stderr
+
+
+def _retry_gaps(emu, status: int) -> list[float]:
+    """Seconds from each refused data request to the next one (ECSS is sequential, so
+    the next one is its retry)."""
+    log = [e for e in emu.requests_log if "operator_call_history" in e["path"]]
+    return [
+        after["ts"] - entry["ts"]
+        for entry, after in itertools.pairwise(log)
+        if entry["status"] == status
+    ]
+
+
+def test_429_over_http_waits_its_retry_after(emu) -> None:
+    """ECSS requests do not go through the stream-wide pause: only the retry's own wait
+    can honour Retry-After here."""
+    emu.faults.set(path_contains="operator_call_history", rate_limit_next=2, retry_after_seconds=1)
+    start, end = SPRING
+    run = run_tap(ecss_config(emu, start, end, "http"))  # backoff_factor 0.05 s on its own
+    assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
+    gaps = _retry_gaps(emu, 429)
+    assert len(gaps) == 2, gaps
+    assert min(gaps) >= 0.95, f"Retry-After: 1 not honoured: retried after {gaps}"
+
+
+def test_429_over_the_websocket_backs_off_exponentially(emu) -> None:
+    """A websocket status-429 frame carries no Retry-After: the retries wait the
+    exponential backoff (0.4 s, 0.8 s, then capped at backoff_max_wait 1 s), not nothing."""
+    emu.faults.set(path_contains="operator_call_history", rate_limit_next=3)
+    start, end = SPRING
+    run = run_tap(ecss_config(emu, start, end, "websocket", backoff_factor=0.4, max_tries=6))
+    assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
+    gaps = _retry_gaps(emu, 429)
+    assert len(gaps) == 3, gaps
+    for attempt, gap in enumerate(gaps):
+        want = min(0.4 * 2**attempt, FAST_HTTP["backoff_max_wait"])
+        assert gap >= want * 0.95, f"retry {attempt + 1} after {gap:.2f} s: {gaps}"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
