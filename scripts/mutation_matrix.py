@@ -163,6 +163,44 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_redaction.py::test_a_secret_setting_of_the_wrong_type_is_named_not_printed",),
     ),
     Mutation(
+        "retry-after-per-request",
+        "A retry waits the Retry-After its own refusal carried (429 and 5xx)",
+        "tap_callcenter/client.py",
+        "            if server_wait is not None:\n",
+        "            if False:\n",
+        (
+            "tests/ecss/test_sync.py::test_429_over_http_waits_its_retry_after",
+            "tests/test_retries.py",
+        ),
+    ),
+    Mutation(
+        "stream-wide-pause",
+        "A 429 with Retry-After pauses every request of the stream",
+        "tap_callcenter/client.py",
+        "        if response.status_code == 429 and seconds:\n",
+        "        if False:\n",
+        ("tests/thulium/test_faults.py::test_a_429_pauses_every_request_of_the_stream",),
+    ),
+    Mutation(
+        "exponential-backoff",
+        "Retries without Retry-After back off exponentially (backoff_factor x 2^n)",
+        "tap_callcenter/client.py",
+        "            wait = min(factor * 2**attempt, cap)\n",
+        "            wait = 0.0\n",
+        ("tests/ecss/test_sync.py::test_429_over_the_websocket_backs_off_exponentially",),
+    ),
+    Mutation(
+        "start-date-bound",
+        "A stream without state starts at start_date (fault matrix: records outside the range)",
+        "tap_callcenter/client.py",
+        "        start = settings.start_date\n",
+        "        start = settings.start_date - settings.window\n",
+        (
+            "tests/test_fault_matrix.py::test_cell_loses_nothing_and_fails_only_when_it_should"
+            "[conpeek_cdr_dialog-dst]",
+        ),
+    ),
+    Mutation(
         "fold-rule",
         "A repeated autumn wall time takes its first occurrence",
         "tap_callcenter/timeconv.py",
