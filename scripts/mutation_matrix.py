@@ -201,6 +201,25 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "ecss-session-renewal",
+        "ECSS: a session refused with 403 is renewed by logging in again",
+        "tap_callcenter/ecss/transport.py",
+        'self.stream.logger.info("%s: session expired; logging in again", self.stream.name)',
+        'raise SessionRefused("no renewal")',
+        ("tests/ecss/test_sync.py::test_expired_sessions_are_renewed",),
+    ),
+    Mutation(
+        "ecss-session-renewed-once",
+        "ECSS: a session refused again right after a new login is a clear error",
+        "tap_callcenter/ecss/transport.py",
+        "            except SessionRefused as exc:\n",
+        "            except SessionRefused as exc:\n                return self.fetch(filters)\n",
+        (
+            "tests/ecss/test_sync.py::"
+            "test_a_session_refused_right_after_a_new_login_is_a_clear_error",
+        ),
+    ),
+    Mutation(
         "fold-rule",
         "A repeated autumn wall time takes its first occurrence",
         "tap_callcenter/timeconv.py",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -112,14 +116,58 @@ def test_killed_backfill_resumes_losing_nothing(emu, transport) -> None:
     assert got == set(expected(emu, start, end))
 
 
+@contextlib.contextmanager
+def sessions_expire_after(emu, counts: tuple[int, ...]) -> Iterator[list[int]]:
+    """Invalidate every ECSS session once the emulator has logged each of ``counts``
+    data requests: event-based, so a loaded machine cannot make it fire twice in a row
+    or not at all (a short session TTL could do both)."""
+    fired: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        pending = sorted(counts)
+        while pending and not stop.is_set():
+            seen = sum(1 for e in list(emu.requests_log) if "operator_call_history" in e["path"])
+            if seen >= pending[0]:
+                emu.ecss.expire_sessions()
+                fired.append(pending.pop(0))
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield fired
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_expired_sessions_are_renewed(emu, transport) -> None:
     start, end = SPRING
-    emu.faults.latency_ms = 25
-    emu.ecss.set(session_ttl_seconds=0.3)  # every session dies 0.3 s after its login
-    run = run_tap(ecss_config(emu, start, end, transport, window_days=0.25))
+    emu.faults.latency_ms = 10  # the sync lasts long enough for both expiries
+    with sessions_expire_after(emu, (3, 9)) as fired:
+        run = run_tap(ecss_config(emu, start, end, transport, window_days=0.25))
+    assert fired == [3, 9]
     assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
-    assert "session expired" in run.stderr
+    assert run.stderr.count("session expired; logging in again") == 2, run.stderr[-2000:]
+    refused = [
+        e
+        for e in emu.requests_log
+        if "operator_call_history" in e["path"] and e["status"] == 403
+    ]
+    assert len(refused) == 2
+
+
+def test_a_session_refused_right_after_a_new_login_is_a_clear_error(emu) -> None:
+    """Renewed once, not forever: every session dies at once, so the retry after the
+    new login is refused again."""
+    emu.ecss.set(session_ttl_seconds=0)
+    run = run_tap(ecss_config(emu, *SPRING, "http"), timeout=60)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert "refused again right after a new login" in last and "ecss.api_key" in last, last
+    assert run.stderr.count("logging in again") == 1
 
 
 def _retry_gaps(emu, status: int) -> list[float]:
