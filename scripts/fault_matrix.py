@@ -29,8 +29,8 @@ paging-insert (records inserted while paging), late (late arrivals inside the lo
 picked up by an incremental second run), dst (spring; autumn with a window boundary in
 the repeated hour), dst-gap (spring with a window boundary in the hour after the jump,
 the mirror case), and for ECSS only: session (sessions expire mid-sync), repeat-tag (the
-server repeats a paging tag: the tap must fail clearly, then a rerun from its STATE
-must lose nothing), ws-malformed (malformed websocket frames; malformed XML bodies for
+server's tags go A, B, A: the tap must fail clearly, then a rerun from its STATE must
+lose nothing), ws-malformed (malformed websocket frames; malformed XML bodies for
 the HTTP transport). Faults are aimed at the row's endpoint with ``path_contains``.
 
 Usage (from the repository root, in the project's virtualenv)::
@@ -667,12 +667,14 @@ def _session_expiry(emu: Emulator, spec: StreamSpec) -> Scenario:
 
 
 def _repeated_tag(emu: Emulator, spec: StreamSpec) -> Scenario:
-    """After the 6th data request, the server answers one tagged page with the tag it got."""
+    """After the 6th data request, the server's pages carry tags A, B, then A again
+    (``repeat_tag="aba"``): a tag already sent in the window, though not the previous
+    one (an immediate repeat, A A, is stopped by the SDK's own check already)."""
     emu.faults.set(latency_ms=10)
-    with RequestWatcher(emu, spec.path, {6: lambda: emu.ecss.set(repeat_tag=1)}) as watcher:
+    with RequestWatcher(emu, spec.path, {6: lambda: emu.ecss.set(repeat_tag="aba")}) as watcher:
         run = _sync(emu, spec, *PERIOD)
-    # fired: the watcher switched it on and a tagged request consumed it
-    fired = bool(watcher.fired) and emu.ecss.repeat_tag == 0
+    # fired: the watcher switched it on and the server sent A again (the knob turns off)
+    fired = bool(watcher.fired) and emu.ecss.repeat_tag is False
     return Scenario([run], _period_expected(emu, spec), fired)
 
 

@@ -98,6 +98,46 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "repeated-tag-memory",
+        "ECSS: a paging tag already sent in the window (A, B, A) is an error, not a loop",
+        "tap_callcenter/pagination.py",
+        "        self._seen.add(tag)\n",
+        "        self._seen = {tag}\n",
+        (
+            "tests/ecss/test_sync.py::test_repeated_tag_is_an_error_not_a_loop",
+            "tests/test_fault_matrix.py::test_cell_loses_nothing_and_fails_only_when_it_should"
+            "[ecss_operator_call_history (http)-repeat-tag]",
+        ),
+    ),
+    Mutation(
+        "offset-advance",
+        "Thulium: the offset advances by the records received (the server may clamp limit)",
+        "tap_callcenter/pagination.py",
+        "        return self.current_value + self._received(response)\n\n\n"
+        "class ShortPagePaginator",
+        "        return self.current_value + 100\n\n\nclass ShortPagePaginator",
+        ("tests/thulium/test_sync.py::test_a_server_that_clamps_limit_loses_nothing",),
+    ),
+    Mutation(
+        "offset-advance-parallel",
+        "Thulium: parallel pages are planned with the size of the first page received",
+        "tap_callcenter/thulium.py",
+        "        step = len(records)\n",
+        "        step = PAGE_SIZE\n",
+        ("tests/thulium/test_sync.py::test_a_server_that_clamps_limit_loses_nothing",),
+    ),
+    Mutation(
+        "parallel-page-consistency",
+        "Thulium: parallel pages are trusted only while the total and page sizes hold",
+        "tap_callcenter/thulium.py",
+        "                if page_total != total or len(page) != min(step, total - at):\n",
+        "                if False:\n",
+        (
+            "tests/thulium/test_faults.py::"
+            "test_records_inserted_while_paging_are_not_duplicated",
+        ),
+    ),
+    Mutation(
         "ecss-schema",
         "ECSS records validate against their schema (call_ref declared integer)",
         "tap_callcenter/schemas/ecss_operator_call_history.json",

@@ -209,9 +209,12 @@ def test_429_over_the_websocket_backs_off_exponentially(emu) -> None:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_repeated_tag_is_an_error_not_a_loop(emu, transport) -> None:
-    emu.ecss.set(repeat_tag=True)
+    """The server answers tags A, B, then A again: a tag it already sent in this window,
+    though not the previous one (which the SDK's own check would catch)."""
+    emu.ecss.set(repeat_tag="aba")
     run = run_tap(ecss_config(emu, *SPRING, transport), timeout=60)
-    assert run.returncode == 1
+    assert emu.ecss.repeat_tag is False, "the server never repeated a tag"
+    assert run.returncode == 1, run.stderr[-2000:]
     last = run.stderr.strip().splitlines()[-1]
     assert "ecss / ecss_operator_call_history" in last and "tag" in last and "already" in last
     assert "Traceback" not in run.stderr
