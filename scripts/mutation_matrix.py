@@ -86,6 +86,7 @@ class Mutation:
 # ---------------------------------------------------------------------------- rows
 
 MUTATIONS: tuple[Mutation, ...] = (
+    # -- Paging
     Mutation(
         "conpeek-short-page",
         "Conpeek: a short page is confirmed by one more request (a server may cap limit)",
@@ -95,18 +96,6 @@ MUTATIONS: tuple[Mutation, ...] = (
         (
             "tests/conpeek/test_sync.py::"
             "test_server_that_caps_limit_below_the_request_loses_nothing",
-        ),
-    ),
-    Mutation(
-        "repeated-tag-memory",
-        "ECSS: a paging tag already sent in the window (A, B, A) is an error, not a loop",
-        "tap_callcenter/pagination.py",
-        "        self._seen.add(tag)\n",
-        "        self._seen = {tag}\n",
-        (
-            "tests/ecss/test_sync.py::test_repeated_tag_is_an_error_not_a_loop",
-            "tests/test_fault_matrix.py::test_cell_loses_nothing_and_fails_only_when_it_should"
-            "[ecss_operator_call_history (http)-repeat-tag]",
         ),
     ),
     Mutation(
@@ -138,30 +127,137 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
-        "ecss-schema",
-        "ECSS records validate against their schema (call_ref declared integer)",
-        "tap_callcenter/schemas/ecss_operator_call_history.json",
-        '"call_ref": {\n      "type": "string",',
-        '"call_ref": {\n      "type": "integer",',
-        ("tests/test_core.py",),
+        "repeated-tag-memory",
+        "ECSS: a paging tag already sent in the window (A, B, A) is an error, not a loop",
+        "tap_callcenter/pagination.py",
+        "        self._seen.add(tag)\n",
+        "        self._seen = {tag}\n",
+        (
+            "tests/ecss/test_sync.py::test_repeated_tag_is_an_error_not_a_loop",
+            "tests/test_fault_matrix.py::test_cell_loses_nothing_and_fails_only_when_it_should"
+            "[ecss_operator_call_history (http)-repeat-tag]",
+        ),
     ),
+    # -- The window engine: windows, bookmarks, STATE
     Mutation(
-        "conpeek-schema",
-        "Conpeek records validate against their schema (summary tries declared string)",
-        "tap_callcenter/schemas/conpeek_voice_campaign_request_summary.json",
-        '"tries": {\n      "type": [\n        "integer",',
-        '"tries": {\n      "type": [\n        "string",',
-        ("tests/test_core.py",),
-    ),
-    Mutation(
-        "undeclared-fields-kept",
-        "Fields the API sends that the schema does not declare are kept",
+        "state-per-window",
+        "The bookmark is the end of the last completed window, with a STATE after each",
         "tap_callcenter/client.py",
-        "        return record\n\n\ndef _described",
-        '        return {k: v for k, v in record.items() if k in self.schema["properties"]}'
-        "\n\n\ndef _described",
-        ("tests/test_core.py",),
+        "        new_value = window.end\n",
+        "        new_value = self.settings.end_date\n",
+        ("tests/thulium/test_sync.py::test_state_is_emitted_after_each_window",),
     ),
+    Mutation(
+        "lookback",
+        "An incremental run restarts lookback_minutes before the bookmark",
+        "tap_callcenter/client.py",
+        "            start = max(start, bookmark - settings.lookback)\n",
+        "            start = max(start, bookmark)\n",
+        ("tests/thulium/test_sync.py::test_incremental_run_picks_up_new_and_late_records",),
+    ),
+    Mutation(
+        "start-date-bound",
+        "A stream without state starts at start_date (fault matrix: records outside the range)",
+        "tap_callcenter/client.py",
+        "        start = settings.start_date\n",
+        "        start = settings.start_date - settings.window\n",
+        (
+            "tests/test_fault_matrix.py::test_cell_loses_nothing_and_fails_only_when_it_should"
+            "[conpeek_cdr_dialog-dst]",
+        ),
+    ),
+    Mutation(
+        "window-range-filter",
+        "Only records inside the window are kept (inclusive API bounds return neighbours)",
+        "tap_callcenter/client.py",
+        "            elif not lower <= value < upper:",
+        "            elif False:",
+        ("tests/thulium/test_sync.py::test_full_sync_is_complete_without_duplicates_in_utc",),
+    ),
+    Mutation(
+        "window-dedupe",
+        "A primary key is emitted once per window (pages shift under live inserts)",
+        "tap_callcenter/client.py",
+        "            if key in seen:\n",
+        "            if False:\n",
+        (
+            "tests/thulium/test_faults.py::"
+            "test_records_inserted_while_paging_are_not_duplicated",
+        ),
+    ),
+    Mutation(
+        "bounded-buffers",
+        "Prefetch buffers are bounded (4 chunks of 200 records per window worker)",
+        "tap_callcenter/concurrency.py",
+        "QUEUE_CHUNKS = 4\n",
+        "QUEUE_CHUNKS = 400\n",
+        ("tests/test_concurrency.py::test_workers_do_not_run_ahead_unbounded",),
+    ),
+    # -- Time zones
+    Mutation(
+        "fold-rule",
+        "A repeated autumn wall time takes its first occurrence",
+        "tap_callcenter/timeconv.py",
+        "return wall.replace(tzinfo=self.zone, fold=0).astimezone(UTC)",
+        "return wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)",
+        ("tests/test_timeconv.py::test_every_instant_round_trips_except_the_repeated_hour",),
+    ),
+    Mutation(
+        "wall-bounds",
+        "A window ending in the repeated autumn hour asks for the whole hour (wall bounds)",
+        "tap_callcenter/timeconv.py",
+        "        hi = self._first_wall_at_or_after(end, resolution) - resolution\n",
+        "        hi = self.to_wall(end) - resolution\n",
+        ("tests/thulium/test_sync.py::test_full_sync_is_complete_without_duplicates_in_utc",),
+    ),
+    # -- Retries and sessions
+    Mutation(
+        "retry-after-per-request",
+        "A retry waits the Retry-After its own refusal carried (429 and 5xx)",
+        "tap_callcenter/client.py",
+        "            if server_wait is not None:\n",
+        "            if False:\n",
+        (
+            "tests/ecss/test_sync.py::test_429_over_http_waits_its_retry_after",
+            "tests/test_retries.py",
+        ),
+    ),
+    Mutation(
+        "stream-wide-pause",
+        "A 429 with Retry-After pauses every request of the stream",
+        "tap_callcenter/client.py",
+        "        if response.status_code == 429 and seconds:\n",
+        "        if False:\n",
+        ("tests/thulium/test_faults.py::test_a_429_pauses_every_request_of_the_stream",),
+    ),
+    Mutation(
+        "exponential-backoff",
+        "Retries without Retry-After back off exponentially (backoff_factor x 2^n)",
+        "tap_callcenter/client.py",
+        "            wait = min(factor * 2**attempt, cap)\n",
+        "            wait = 0.0\n",
+        ("tests/ecss/test_sync.py::test_429_over_the_websocket_backs_off_exponentially",),
+    ),
+    Mutation(
+        "ecss-session-renewal",
+        "ECSS: a session refused with 403 is renewed by logging in again",
+        "tap_callcenter/ecss/transport.py",
+        'self.stream.logger.info("%s: session expired; logging in again", self.stream.name)',
+        'raise SessionRefused("no renewal")',
+        ("tests/ecss/test_sync.py::test_expired_sessions_are_renewed",),
+    ),
+    Mutation(
+        "ecss-session-renewed-once",
+        "ECSS: a session refused again right after a new login is a clear error",
+        "tap_callcenter/ecss/transport.py",
+        "            except SessionRefused as exc:\n",
+        "            except SessionRefused as exc:\n                return self.fetch(filters)\n",
+        (
+            "tests/ecss/test_sync.py::"
+            "test_a_session_refused_right_after_a_new_login_is_a_clear_error",
+        ),
+    ),
+    # -- Secrets
     Mutation(
         "redaction",
         "Secrets are redacted from every log line and error (redaction switched off)",
@@ -202,71 +298,33 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    if not isinstance(value, str):\n        return []\n",
         ("tests/test_redaction.py::test_a_secret_setting_of_the_wrong_type_is_named_not_printed",),
     ),
+    # -- Records and schemas
     Mutation(
-        "retry-after-per-request",
-        "A retry waits the Retry-After its own refusal carried (429 and 5xx)",
+        "ecss-schema",
+        "ECSS records validate against their schema (call_ref declared integer)",
+        "tap_callcenter/schemas/ecss_operator_call_history.json",
+        '"call_ref": {\n      "type": "string",',
+        '"call_ref": {\n      "type": "integer",',
+        ("tests/test_core.py",),
+    ),
+    Mutation(
+        "conpeek-schema",
+        "Conpeek records validate against their schema (summary tries declared string)",
+        "tap_callcenter/schemas/conpeek_voice_campaign_request_summary.json",
+        '"tries": {\n      "type": [\n        "integer",',
+        '"tries": {\n      "type": [\n        "string",',
+        ("tests/test_core.py",),
+    ),
+    Mutation(
+        "undeclared-fields-kept",
+        "Fields the API sends that the schema does not declare are kept",
         "tap_callcenter/client.py",
-        "            if server_wait is not None:\n",
-        "            if False:\n",
-        (
-            "tests/ecss/test_sync.py::test_429_over_http_waits_its_retry_after",
-            "tests/test_retries.py",
-        ),
+        "        return record\n\n\ndef _described",
+        '        return {k: v for k, v in record.items() if k in self.schema["properties"]}'
+        "\n\n\ndef _described",
+        ("tests/test_core.py",),
     ),
-    Mutation(
-        "stream-wide-pause",
-        "A 429 with Retry-After pauses every request of the stream",
-        "tap_callcenter/client.py",
-        "        if response.status_code == 429 and seconds:\n",
-        "        if False:\n",
-        ("tests/thulium/test_faults.py::test_a_429_pauses_every_request_of_the_stream",),
-    ),
-    Mutation(
-        "exponential-backoff",
-        "Retries without Retry-After back off exponentially (backoff_factor x 2^n)",
-        "tap_callcenter/client.py",
-        "            wait = min(factor * 2**attempt, cap)\n",
-        "            wait = 0.0\n",
-        ("tests/ecss/test_sync.py::test_429_over_the_websocket_backs_off_exponentially",),
-    ),
-    Mutation(
-        "start-date-bound",
-        "A stream without state starts at start_date (fault matrix: records outside the range)",
-        "tap_callcenter/client.py",
-        "        start = settings.start_date\n",
-        "        start = settings.start_date - settings.window\n",
-        (
-            "tests/test_fault_matrix.py::test_cell_loses_nothing_and_fails_only_when_it_should"
-            "[conpeek_cdr_dialog-dst]",
-        ),
-    ),
-    Mutation(
-        "ecss-session-renewal",
-        "ECSS: a session refused with 403 is renewed by logging in again",
-        "tap_callcenter/ecss/transport.py",
-        'self.stream.logger.info("%s: session expired; logging in again", self.stream.name)',
-        'raise SessionRefused("no renewal")',
-        ("tests/ecss/test_sync.py::test_expired_sessions_are_renewed",),
-    ),
-    Mutation(
-        "ecss-session-renewed-once",
-        "ECSS: a session refused again right after a new login is a clear error",
-        "tap_callcenter/ecss/transport.py",
-        "            except SessionRefused as exc:\n",
-        "            except SessionRefused as exc:\n                return self.fetch(filters)\n",
-        (
-            "tests/ecss/test_sync.py::"
-            "test_a_session_refused_right_after_a_new_login_is_a_clear_error",
-        ),
-    ),
-    Mutation(
-        "fold-rule",
-        "A repeated autumn wall time takes its first occurrence",
-        "tap_callcenter/timeconv.py",
-        "return wall.replace(tzinfo=self.zone, fold=0).astimezone(UTC)",
-        "return wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)",
-        ("tests/test_timeconv.py::test_every_instant_round_trips_except_the_repeated_hour",),
-    ),
+    # -- Settings
     Mutation(
         "closures-switch",
         "Conpeek: sync_closures false means no closure pass",
@@ -283,19 +341,18 @@ MUTATIONS: tuple[Mutation, ...] = (
         "config[key] = int(number)",
         ("tests/test_config.py::test_numbers_given_as_strings_keep_their_value",),
     ),
-    Mutation(
-        "bounded-buffers",
-        "Prefetch buffers are bounded (4 chunks of 200 records per window worker)",
-        "tap_callcenter/concurrency.py",
-        "QUEUE_CHUNKS = 4\n",
-        "QUEUE_CHUNKS = 400\n",
-        ("tests/test_concurrency.py::test_workers_do_not_run_ahead_unbounded",),
-    ),
 )
 
 #: Promised behaviours whose rows are still to come (owner's work not landed yet):
 #: (behaviour, where the row will come from).
-PENDING: tuple[tuple[str, str], ...] = ()
+PENDING: tuple[tuple[str, str], ...] = (
+    ("end_date clamp: windows end at the earlier of end_date and the sync start", "lifecycle"),
+    ("bookmark over start_date: a bookmark wins, however old", "lifecycle"),
+    ("closures range: the closure pass covers exactly the summaries it promises", "lifecycle"),
+    ("SIGTERM: stop within seconds, the last STATE safe to resume from, exit 143", "lifecycle"),
+    ("size cap: an oversized body is refused, not read into memory", "hostile"),
+    ("redirect refusal: a redirect, which could carry credentials away, is refused", "hostile"),
+)
 
 
 # ---------------------------------------------------------------------------- runs
@@ -448,6 +505,28 @@ def _run_tests(command: list[str], tree: Path) -> tuple[int | None, str]:
     return proc.returncode, output or ""
 
 
+def baseline(rows: Sequence[Mutation], root: Path = ROOT) -> RowResult:
+    """Every test the rows name, on an unbroken scratch copy: they must all pass, or a
+    "caught" row would prove nothing (a test that always fails catches everything)."""
+    started = time.monotonic()
+    tests = tuple(dict.fromkeys(t for m in rows for t in m.tests))
+    result = RowResult("baseline", "(no break: every row's tests must pass)", tests, "passed")
+    with tempfile.TemporaryDirectory(prefix="mutation-baseline-") as tmp:
+        tree = scratch_copy(Path(tmp), root)
+        wrong_import = imports_from(tree)
+        if wrong_import is not None:
+            result.status, result.detail = "invalid", wrong_import
+            return result
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", *tests]
+        returncode, output = _run_tests(command, tree)
+    if returncode != 0:
+        result.status = "failed"
+        result.caught_by = list(dict.fromkeys(_FAILED.findall(output)))
+        result.detail = f"pytest exit {returncode}: " + " ".join(output.split())[-400:]
+    result.seconds = round(time.monotonic() - started, 1)
+    return result
+
+
 def select(keys: Sequence[str] | None) -> list[Mutation]:
     """The rows named by ``keys`` (all when None); unknown keys are an error."""
     if not keys:
@@ -515,12 +594,33 @@ DOC_HEADER = """\
 
 Generated by `python scripts/mutation_matrix.py --write`; do not edit the table by hand.
 
-Each row breaks one promised behaviour of the tap with a one-line change (in a scratch
-copy of the repository), runs only the tests that should notice, and records which
-test failed. A row that no test catches is a blind spot of the suite, and fails the run
-(as does a row whose text to replace no longer exists: update it with the code). CI
-runs the matrix through `tests/test_mutation_matrix.py` (marker `mutation`; deselect it
-with `-m "not mutation"`). See the script's docstring for how to add a row.
+The fault matrix (`scripts/fault_matrix.py`) shows the tap survives hostile servers; this
+one shows the tests would notice if the tap stopped keeping a promise. Each row breaks
+one promised behaviour with a one-line change, in a scratch copy of the repository (the
+copy is what the tests, the emulator and the tap's subprocesses import), runs only the
+tests that should notice (`pytest -x`), and records the first test that failed. Before
+the rows, the same tests run unbroken and must pass, so "caught" means something.
+
+- **caught**: a test failed; the row is fine.
+- **survived**: every test passed with the behaviour broken: a blind spot. The run fails.
+- **stale**: the text the row replaces no longer occurs exactly once (the code moved
+  on): update the row. The run fails.
+- **invalid**: the break does not import or collect: fix the row. The run fails.
+
+CI runs the whole matrix in `tests/test_mutation_matrix.py` (marker `mutation`,
+deselect with `-m "not mutation"`; the check that every row still applies runs always).
+
+## Adding a row
+
+Append a `Mutation(key, name, path, old, new, tests)` to `MUTATIONS` in
+`scripts/mutation_matrix.py`: `old` is the exact text to break (it must occur exactly
+once in `path`; add a line of context if it does not), `new` its broken version, and
+`tests` the test files or test ids that should notice (only those: a row should take
+seconds). Check it with `python scripts/mutation_matrix.py --rows <key>`, watch the row
+be caught, and regenerate this page with `--write`.
+
+## The rows
+
 """
 
 
@@ -528,20 +628,21 @@ def document(results: Sequence[RowResult], seconds: float, workers: int) -> str:
     """``docs/mutation-matrix.md``: the explanation, the table, and the rows to come."""
     caught = sum(r.ok for r in results)
     parts = [
-        DOC_HEADER,
-        markdown(results),
+        DOC_HEADER + markdown(results),
         "",
-        f"{caught} of {len(results)} rows caught; the whole matrix took {seconds:.0f} s "
-        f"({workers} row(s) at a time, on a 2-core machine shared with other work).",
+        f"{caught} of {len(results)} rows caught. The whole run, baseline included, took "
+        f"{seconds:.0f} s ({workers} row(s) at a time, on a 2-core machine shared with "
+        "other work); the seconds column is each row's own time.",
     ]
     if PENDING:
         parts += [
             "",
             "## Rows still to come",
             "",
-            "Promised behaviours whose row lands with the work that adds or reworks them:",
+            "Promised behaviours whose rows land with the work that implements or reworks "
+            "them (the owners add the row when their change is in):",
             "",
-            *(f"- {behaviour} ({source})" for behaviour, source in PENDING),
+            *(f"- {behaviour} ({source} work)" for behaviour, source in PENDING),
         ]
     return "\n".join(parts) + "\n"
 
@@ -557,6 +658,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help=f"also write {DOC.relative_to(ROOT)}")
     parser.add_argument("--json", metavar="FILE", help="also write every row's result here")
     parser.add_argument("--quiet", action="store_true", help="no per-row progress on stderr")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="first run every row's tests unbroken (they must pass; default with --write)",
+    )
     args = parser.parse_args(argv)
     rows = select(args.rows.split(",") if args.rows else None)
     if args.list or args.check:
@@ -575,6 +681,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
     started = time.monotonic()
+    if args.baseline or args.write:
+        base = baseline(rows)
+        if not args.quiet:
+            print(f"  {base.seconds:6.1f} s  baseline: {base.status}", file=sys.stderr)
+        if base.status != "passed":
+            print(f"baseline {base.status}: {', '.join(base.caught_by)} {base.detail}")
+            return 1
     results = run_matrix([m.key for m in rows], workers=args.workers, progress=progress)
     seconds = time.monotonic() - started
     print(markdown(results))

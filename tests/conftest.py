@@ -18,6 +18,13 @@ AUTUMN = ("2024-10-26T00:00:00+00:00", "2024-10-28T00:00:00+00:00")
 FAST_HTTP = {"backoff_factor": 0.05, "backoff_max_wait": 1, "max_tries": 5, "request_timeout": 3}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "mutation: runs the mutation matrix (minutes); deselect with -m 'not mutation'",
+    )
+
+
 def utc(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
