@@ -238,9 +238,6 @@ class ThuliumConfig:
     password: str = DEFAULT_PASSWORD
     #: On each request with offset > 0, insert this many new records at the head.
     insert_while_paging: int = 0
-    #: Bigger ``limit`` values are silently cut to this (read on every request; also
-    #: settable later: ``provider.max_limit``, POST /settings).
-    max_limit: int = MAX_LIMIT
     #: Share of answered connections that leave two recordings (a transfer).
     two_recordings_share: float = 0.14
 
@@ -371,7 +368,6 @@ class ThuliumProvider(Provider):
         self.password = self.config.password
         self.with_seconds = self.config.with_seconds
         self.insert_while_paging = self.config.insert_while_paging
-        self.max_limit = self.config.max_limit
         self.clock = LocalClock(self.config.timezone)
         self.periods = [(_utc_ts(a), _utc_ts(b)) for a, b in self.config.periods]
         self._conns: list[_Conn] = []
@@ -669,7 +665,7 @@ class ThuliumProvider(Provider):
             if (values := [v for v in request.query.get(name, []) if v != ""])
         }
         return _Params(
-            limit=min(_parse_int("limit", request.arg("limit"), DEFAULT_LIMIT), self.max_limit),
+            limit=min(_parse_int("limit", request.arg("limit"), DEFAULT_LIMIT), MAX_LIMIT),
             offset=_parse_int("offset", request.arg("offset"), 0),
             lo=_parse_local("date_from", date_from, False) if date_from else None,
             hi=_parse_local("date_to", date_to, True) if date_to else None,
@@ -872,21 +868,15 @@ class ThuliumProvider(Provider):
         records = self.insert_connections(n, rng, answered=bool(body.get("answered", False)))
         return Response.json({"inserted": len(records), "records": records})
 
-    _SETTINGS = ("insert_while_paging", "max_limit")
-
     def _control_settings(self, request: Request) -> Response:
         if request.method == "POST":
             body = request.json()
-            unknown = sorted(set(body) - set(self._SETTINGS))
+            unknown = sorted(set(body) - {"insert_while_paging"})
             if unknown:
                 raise ValueError(f"unknown Thulium setting(s): {', '.join(unknown)}")
-            if "max_limit" in body and int(body["max_limit"]) < 1:
-                raise ValueError("max_limit must be >= 1")
-            for name in self._SETTINGS:
-                if name in body:
-                    setattr(self, name, int(body[name]))
-        settings = {name: getattr(self, name) for name in self._SETTINGS}
-        return Response.json({**settings, **self.counts()})
+            if "insert_while_paging" in body:
+                self.insert_while_paging = int(body["insert_while_paging"])
+        return Response.json({"insert_while_paging": self.insert_while_paging, **self.counts()})
 
 
 def _factory(config: Any, seed: int) -> Provider:

@@ -272,9 +272,8 @@ class EcssConfig:
     #: On each request carrying a tag, insert this many calls at the head of the window.
     insert_while_paging: int = 0
     #: True = every tagged request answers the SAME tag it got (server bug); N > 0 = the
-    #: next N tagged requests do; 0/False = off. "aba" = once, a window's pages carry the
-    #: tags A, B and then A again (a tag sent two pages earlier), then off.
-    repeat_tag: bool | int | str = False
+    #: next N tagged requests do; 0/False = off.
+    repeat_tag: bool | int = False
     #: What a tag's cursor means: "key" (after the last record sent: stable, like the
     #: real server's datetime cursor) or "offset" (a position: inserts shift pages).
     tag_cursor: str = "key"
@@ -388,9 +387,7 @@ class EcssProvider(Provider):
         self.session_ttl_seconds: float | None
         self.max_limit: int
         self.insert_while_paging: int
-        self.repeat_tag: bool | int | str
-        #: repeat_tag="aba": (window filters, tag A) once A was answered with a tag B.
-        self._aba_first: tuple[tuple[str | None, str | None], str] | None = None
+        self.repeat_tag: bool | int
         self.tag_cursor: str
         self.ws_newline: bool
         self.ws_fragment_bytes: int
@@ -431,8 +428,6 @@ class EcssProvider(Provider):
             old = {name: getattr(self, name) for name in knobs}
             for name, value in knobs.items():
                 setattr(self, name, value)
-            if "repeat_tag" in knobs:
-                self._aba_first = None
             try:
                 self._validate_settings()
             except ValueError:
@@ -452,7 +447,6 @@ class EcssProvider(Provider):
         with self.lock:
             for name in SETTINGS:
                 setattr(self, name, getattr(self.config, name))
-            self._aba_first = None
 
     # -- generation ----------------------------------------------------------------
 
@@ -843,26 +837,9 @@ class EcssProvider(Provider):
             if more and page:
                 pos = query.cursor_pos + query.offset + len(page)
                 tag = self._make_tag(query, page[-1], pos)
-            if query.tag is not None and self.repeat_tag == "aba":
-                tag = self._aba(query, tag)
-            elif query.tag is not None and self._take_count("repeat_tag"):
+            if query.tag is not None and self._take_count("repeat_tag"):
                 tag = query.tag
         return page, tag
-
-    def _aba(self, query: _Query, tag: str | None) -> str | None:
-        """``repeat_tag="aba"`` (under the lock): the request carrying tag A whose page
-        has a next tag B is remembered; the next tagged request of the same window is
-        answered with A again instead of its own next tag, once. A client that only
-        compares a tag with the previous one (B) does not notice, and loops."""
-        window = (query.from_date, query.to_date)
-        remembered = self._aba_first
-        if remembered is not None and remembered[0] == window:
-            self._aba_first = None
-            self.repeat_tag = False
-            return remembered[1]
-        if tag is not None and query.tag is not None:
-            self._aba_first = (window, query.tag)
-        return tag
 
     def _insert_for_paging(self, query: _Query) -> None:
         """New calls in the last 30 minutes of the window, no older than its newest call:
