@@ -4,7 +4,7 @@ Importing a provider module registers it; add new providers to the import list b
 """
 
 from emulator import thulium
-from emulator.base import Provider, Request, Response, register_provider
+from emulator.base import Provider, Request, Response, SimClock, register_provider
 from emulator.conpeek import ConpeekConfig, ConpeekProvider
 from emulator.ecss import EcssConfig, EcssProvider
 from emulator.faults import FaultConfig, FaultInjector
@@ -22,6 +22,7 @@ __all__ = [
     "Provider",
     "Request",
     "Response",
+    "SimClock",
     "ThuliumConfig",
     "ThuliumProvider",
     "register_provider",

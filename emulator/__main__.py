@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from emulator.base import parse_instant
 from emulator.conpeek import ConpeekConfig
 from emulator.ecss import SETTINGS as ECSS_SETTINGS
 from emulator.ecss import EcssConfig
@@ -49,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--now",
+        default=None,
+        metavar="ISO",
+        help="start the simulated clock here (ISO 8601 with Z or an offset): data appears "
+        "as it would be delivered by then; default: no clock, all data visible",
+    )
     thulium = parser.add_argument_group("thulium")
     thulium.add_argument("--thulium-connections", type=int, default=5000)
     thulium.add_argument("--thulium-timezone", default="Europe/Warsaw")
@@ -58,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--thulium-with-seconds", action="store_true", help='render dates as "YYYY-MM-DD HH:MM:SS"'
     )
     thulium.add_argument("--thulium-insert-while-paging", type=int, default=0)
+    thulium.add_argument("--thulium-max-limit", type=int, default=ThuliumConfig.max_limit)
     thulium.add_argument(
         "--thulium-period",
         type=_period,
@@ -151,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         username=args.thulium_username,
         password=args.thulium_password,
         insert_while_paging=args.thulium_insert_while_paging,
+        max_limit=args.thulium_max_limit,
     )
     if args.thulium_period:
         thulium.periods = list(args.thulium_period)
@@ -184,11 +194,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: unknown ECSS setting {name!r}", file=sys.stderr)
             return 2
         setattr(ecss, name, value)
+    try:
+        now = parse_instant(args.now)
+    except (TypeError, ValueError) as exc:
+        print(f"error: --now: {exc}", file=sys.stderr)
+        return 2
     emulator = Emulator(
         seed=args.seed,
         port=args.port,
         host=args.host,
         faults=fault_config,
+        now=now,
         thulium=thulium,
         conpeek=conpeek,
         ecss=ecss,

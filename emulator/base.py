@@ -9,10 +9,12 @@ changes the core.
 from __future__ import annotations
 
 import json
+import random
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.message import Message
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -84,6 +86,145 @@ def parse_query(raw: str) -> dict[str, list[str]]:
     return parse_qs(raw, keep_blank_values=True)
 
 
+# -- the simulated clock and record visibility ------------------------------------------
+
+Instant = datetime | str | int | float | None
+
+
+def parse_instant(value: Instant) -> int | None:
+    """Aware datetime, ISO string (``Z`` or an offset), epoch seconds, or None -> whole UTC
+    epoch seconds (or None). A naive time is refused: the emulator never guesses a zone."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"not an instant: {value!r}")
+    if isinstance(value, int | float):
+        return int(value // 1)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+        except ValueError as exc:
+            raise ValueError(f"not an ISO 8601 instant: {text!r}") from exc
+    if not isinstance(value, datetime):
+        raise TypeError(f"not an instant: {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive date-time {value.isoformat()!r}: give an offset or Z")
+    return int(value.timestamp() // 1)
+
+
+_ISO_DAYS: dict[int, str] = {}
+
+
+def iso_utc(ts: int) -> str:
+    """UTC epoch seconds -> ``YYYY-MM-DDTHH:MM:SS+00:00`` (``isoformat``'s text, with the
+    date cached per day: expected() renders it for every record)."""
+    day, rem = divmod(ts, 86400)
+    ds = _ISO_DAYS.get(day)
+    if ds is None:
+        ds = _ISO_DAYS[day] = datetime.fromtimestamp(day * 86400, timezone.utc).date().isoformat()
+    hours, rem = divmod(rem, 3600)
+    minutes, seconds = divmod(rem, 60)
+    return f"{ds}T{hours:02d}:{minutes:02d}:{seconds:02d}+00:00"
+
+
+class SimClock:
+    """The simulated "now" of an emulator, under test control and shared by every provider.
+
+    ``now`` is whole UTC epoch seconds, or None: no clock, so every record is visible and
+    served in its final state (the emulator's behaviour before the clock existed). A
+    request reads ``now`` once, so a clock moved meanwhile never splits one answer.
+    """
+
+    def __init__(self, now: Instant = None) -> None:
+        self._now = parse_instant(now)
+
+    @property
+    def now(self) -> int | None:
+        return self._now
+
+    def set(self, value: Instant) -> int | None:
+        """Set (or with None remove) the simulated now; returns it as epoch seconds."""
+        self._now = parse_instant(value)
+        return self._now
+
+    def advance(self, seconds: float) -> int:
+        """Move the clock forward (``set`` goes anywhere, also back)."""
+        if self._now is None:
+            raise ValueError("no simulated clock to advance: set one first")
+        if isinstance(seconds, bool) or seconds < 0:
+            raise ValueError(f"advance by a non-negative number of seconds, not {seconds!r}")
+        self._now += int(seconds)
+        return self._now
+
+    def iso(self) -> str | None:
+        return None if self._now is None else iso_utc(self._now)
+
+
+#: A Mersenne prime: delays hash a record's identity modulo it.
+_DELAY_P = 2**61 - 1
+
+
+class Delivery:
+    """When a record becomes visible: a seeded delivery delay and a cap on the total lag.
+
+    The delay is uniform in [0, ``delay_max``] and a pure function of (seed, stream,
+    record identity), so it needs no storage (a million records cost nothing until a
+    clock is set) and is the same whenever it is computed, for generated and inserted
+    records alike. ``visible_at`` is then ``ready + delay`` (``ready``: when the API could
+    first know the record, e.g. the call's end), capped at ``instant + max_lag`` so a test
+    can rely on "visible at most ``max_lag`` after its replication-key instant", and never
+    before the instant itself.
+    """
+
+    def __init__(self, seed: int, name: str, delay_max: int, max_lag: int) -> None:
+        if delay_max < 0 or max_lag < 0:
+            raise ValueError("delivery_delay_max and max_visibility_lag must be >= 0")
+        rng = random.Random(f"{seed}:{name}:delivery")
+        self._mult = rng.randrange(1, _DELAY_P)
+        self._add = rng.randrange(_DELAY_P)
+        self._span = delay_max + 1
+        self.delay_max = delay_max
+        self.max_lag = max_lag
+
+    def visible_at(self, ident: int, instant: int, ready: int) -> int:
+        """Epoch seconds from which the record identified by ``ident`` is served."""
+        at = ready + (ident * self._mult + self._add) % _DELAY_P % self._span
+        cap = instant + self.max_lag
+        return instant if at < instant else cap if at > cap else at
+
+
+class VisibleIndex:
+    """Positions in ``[i0, i1)`` of a sorted store whose records are visible at ``now``
+    (ascending), cached per stream: paging through one window filters it once.
+
+    The cache key is (range, store length, now). Stores only grow (records are inserted,
+    never removed), so one length names one state of the store and a stale hit is
+    impossible; an insert changes the length and so misses.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[tuple[int, int, int, int], list[int]]] = {}
+
+    def get(
+        self,
+        stream: str,
+        items: Sequence[Any],
+        i0: int,
+        i1: int,
+        *,
+        now: int,
+        visible_at: Callable[[Any], int],
+    ) -> list[int]:
+        key = (i0, i1, len(items), now)
+        hit = self._cache.get(stream)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        found = [i for i in range(i0, i1) if visible_at(items[i]) <= now]
+        self._cache[stream] = (key, found)
+        return found
+
+
 class Provider:
     """Base class of an emulated API served under ``/<name>/...``.
 
@@ -98,6 +239,9 @@ class Provider:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.emulator: Emulator | None = None
+        #: The simulated now; the Emulator replaces it with the one all providers share.
+        self.sim_clock = SimClock()
+        self.visible_index = VisibleIndex()
 
     def routes(self) -> Routes:
         """Data routes: (METHOD, path relative to ``/<name>``) -> handler."""

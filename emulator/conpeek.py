@@ -21,11 +21,21 @@ import random
 import re
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from emulator.base import Provider, Request, Response, Routes, register_provider
+from emulator.base import (
+    Delivery,
+    Instant,
+    Provider,
+    Request,
+    Response,
+    Routes,
+    iso_utc,
+    parse_instant,
+    register_provider,
+)
 from emulator.thulium import DEFAULT_PERIODS, _gc_paused, format_local
 
 DEFAULT_API_KEY = "cpk-Secret-Key-123"
@@ -174,8 +184,17 @@ class ConpeekConfig:
     #: many records at the START of the requested range (they sort before the current
     #: offset: every later page shifts).
     insert_while_paging: int = 0
-    #: Share of summaries already CLOSED at generation time.
+    #: Share of summaries that have a closed_date (minutes to ~60 days after creation;
+    #: under a simulated clock they are served OPEN until that closure is delivered).
     closed_share: float = 0.5
+    #: Under a simulated clock (``Emulator.set_now``) a record is served from its
+    #: ``visible_at``: a dialog from its hangup + a delivery delay, a summary from its
+    #: creation + a delay, and its closed form from closed_date + a delay; each delay is
+    #: uniform in [0, this] seconds.
+    delivery_delay_max: int = 1200
+    #: ... and each lag (visible_at - start_time / created_date, closed form's visible -
+    #: closed_date) is at most this many seconds.
+    max_visibility_lag: int = 2700
 
 
 @dataclass(slots=True, eq=False)
@@ -220,7 +239,10 @@ class _Dialog:
 
 @dataclass(slots=True, eq=False)
 class _Summary:
-    """One voice-campaign request summary (mutable: closing changes it)."""
+    """One voice-campaign request summary (mutable: closing changes it).
+
+    ``tries``/``last_try`` are the final values; ``open_tries``/``open_last_try`` what
+    the OPEN form shows while a closure is not yet delivered (simulated clock)."""
 
     id: int
     created: int
@@ -235,6 +257,8 @@ class _Summary:
     max_tries: int
     last_try: int | None
     priority: int | None
+    open_tries: int = 0
+    open_last_try: int | None = None
 
 
 class _BadRequest(ValueError):
@@ -303,6 +327,14 @@ _SUMMARY_PROPS: dict[str, _Prop] = {
 }
 _PROPS = {DIALOGS: _DIALOG_PROPS, SUMMARIES: _SUMMARY_PROPS}
 _PRIMARY = {DIALOGS: "start_time", SUMMARIES: "created_date"}
+
+
+def _open_values(s: _Summary) -> tuple[int, int | None]:
+    """(tries, last_try) of the OPEN form: the final values of a summary that never
+    closes, the ones it had before closing otherwise."""
+    if s.closed is None:
+        return s.tries, s.last_try
+    return s.open_tries, s.open_last_try
 
 
 def _case_id(summary_id: int) -> str:
@@ -492,6 +524,11 @@ class ConpeekProvider(Provider):
         self._max_dialog_span = 0
         self._max_close_delay = 0
         self._insert_rng = random.Random(f"{seed}:conpeek:insert")
+        cfg = self.config
+        delay_max, max_lag = cfg.delivery_delay_max, cfg.max_visibility_lag
+        self._dialog_delivery = Delivery(seed, "conpeek:dialogs", delay_max, max_lag)
+        self._summary_delivery = Delivery(seed, "conpeek:summaries", delay_max, max_lag)
+        self._closure_delivery = Delivery(seed, "conpeek:closures", delay_max, max_lag)
         with _gc_paused():
             self._generate_dialogs(random.Random(f"{seed}:conpeek:dialogs"), self.config.dialogs)
             self._generate_summaries(
@@ -509,16 +546,22 @@ class ConpeekProvider(Provider):
             cumulative.append(acc)
         return spans, cumulative, acc
 
-    def _edge_instants(self) -> list[int]:
-        """Every UTC midnight inside a period: the second before it, and it twice (a tie).
-        Half-open day windows must put each on the right side."""
-        out: list[int] = []
+    def _edge_instants(self, n: int) -> list[int]:
+        """UTC midnights inside a period: the second before it, and it twice (a tie).
+        Half-open day windows must put each on the right side. Every midnight while there
+        are at most 10; over long periods every k-th, so edges stay about a tenth of
+        ``n`` records (sparse data keeps its random spread), and at most ``n``."""
+        days: list[tuple[int, int, int]] = []
         for start, end in self.periods:
             day = -(-start // _DAY) * _DAY
             while day < end:
-                out.extend(ts for ts in (day - 1, day, day) if start <= ts < end)
+                days.append((day, start, end))
                 day += _DAY
-        return out
+        if len(days) > 10:
+            step = -(-len(days) * 3 // max(30, n // 10))
+            days = days[::step]
+        out = [ts for day, start, end in days for ts in (day - 1, day, day) if start <= ts < end]
+        return out[: max(0, n)]
 
     def _generate_dialogs(self, rng: random.Random, n: int) -> None:
         """``n`` dialogs: calls of 1-3 legs over the periods, a few dialer bursts (same
@@ -527,7 +570,7 @@ class ConpeekProvider(Provider):
             return
         out = [
             self._make_dialog(rng, ts, _EXTERNAL, rng.random() < 0.5)
-            for ts in self._edge_instants()[:n]
+            for ts in self._edge_instants(n)
         ]
         spans, cumulative, total = self._spans()
         rand = rng.random
@@ -700,10 +743,10 @@ class ConpeekProvider(Provider):
     def _generate_summaries(self, rng: random.Random, n: int) -> None:
         """``n`` summaries over the periods; campaign uploads create batches in the same
         second; records at (and right before) every UTC midnight; about
-        ``closed_share`` are CLOSED (minutes to days after creation)."""
+        ``closed_share`` are CLOSED (minutes to ~60 days after creation)."""
         if n <= 0:
             return
-        instants = self._edge_instants()[:n]
+        instants = self._edge_instants(n)
         spans, cumulative, total = self._spans()
         rand = rng.random
         while len(instants) < n and total > 0:
@@ -726,10 +769,11 @@ class ConpeekProvider(Provider):
         closed_ts: int | None = None
         reason = -1
         last_try: int | None = None
+        open_tries, open_last_try = 0, None
         if closed:
             closed_ts = closed_at
             if closed_ts is None:
-                closed_ts = created + 60 + min(14 * _DAY, int(rng.expovariate(1 / 86400.0)))
+                closed_ts = created + self._close_delay(rng)
             r = rand()
             reason = next(c for p, c in _CLOSE_WEIGHTS if r < p)
             tries, last_try = self._tries_on_close(rng, reason, max_tries, created, closed_ts)
@@ -737,6 +781,7 @@ class ConpeekProvider(Provider):
             tries = int(rand() * max_tries)
             if tries:
                 last_try = created + 60 + int(rand() * 3600)
+            open_tries, open_last_try = tries, last_try
         return _Summary(
             id=0,
             created=created,
@@ -751,7 +796,21 @@ class ConpeekProvider(Provider):
             max_tries=max_tries,
             last_try=last_try,
             priority=1 + int(rand() * 5) if rand() < 0.2 else None,
+            open_tries=open_tries,
+            open_last_try=open_last_try,
         )
+
+    @staticmethod
+    def _close_delay(rng: random.Random) -> int:
+        """Seconds from creation to closure: a third within the hour (answered at once),
+        most within days, a quarter after 1-8 weeks of retries (up to 60 days), so a
+        clock moved through months keeps seeing closures."""
+        r = rng.random()
+        if r < 0.35:
+            return 60 + min(_DAY, int(rng.expovariate(1 / 1800.0)))
+        if r < 0.75:
+            return 3600 + min(14 * _DAY, int(rng.expovariate(1 / (2.0 * _DAY))))
+        return 7 * _DAY + int(rng.random() * 53 * _DAY)
 
     @staticmethod
     def _tries_on_close(
@@ -788,6 +847,37 @@ class ConpeekProvider(Provider):
                     i = bisect_left(self._summary_keys, s.key)
                     self._summary_keys.insert(i, s.key)
                     self._summaries.insert(i, s)
+
+    # -- visibility under a simulated clock --------------------------------------------------
+
+    def dialog_visible_at(self, d: _Dialog) -> int:
+        """When a dialog is first served: it has hung up and been delivered."""
+        return self._dialog_delivery.visible_at(d.key & _MASK, d.ts, d.hangup)
+
+    def summary_visible_at(self, s: _Summary) -> int:
+        """When a summary is first served (OPEN, unless its closure is delivered too)."""
+        return self._summary_delivery.visible_at(s.id, s.created, s.created)
+
+    def summary_closed_visible_at(self, s: _Summary) -> int | None:
+        """When a summary is first served in its CLOSED form (None: it never closes).
+        Never before the summary itself is visible: then it first appears closed."""
+        if s.closed is None:
+            return None
+        closure = self._closure_delivery.visible_at(s.id, s.closed, s.closed)
+        return max(closure, self.summary_visible_at(s))
+
+    def _served_closed(self, s: _Summary, now: int | None) -> bool:
+        """Whether ``s`` is served CLOSED at ``now`` (None: no clock, the final form)."""
+        if s.closed is None:
+            return False
+        if now is None:
+            return True
+        closed_visible = self.summary_closed_visible_at(s)
+        return closed_visible is not None and now >= closed_visible
+
+    def _served_closed_date(self, now: int) -> Callable[[_Summary], int | None]:
+        """The closed_date filters see at ``now``: null until the closure is delivered."""
+        return lambda s: s.closed if self._served_closed(s, now) else None
 
     # -- rendering -------------------------------------------------------------------------
 
@@ -830,8 +920,11 @@ class ConpeekProvider(Provider):
         return record
 
     @staticmethod
-    def _render_summary(s: _Summary) -> dict[str, Any]:
-        closed = s.closed
+    def _render_summary(s: _Summary, closed_form: bool = True) -> dict[str, Any]:
+        """The API dict; ``closed_form=False`` gives the OPEN version of a summary whose
+        closure is not yet delivered (no closed_date/reason, its open tries)."""
+        closed = s.closed if closed_form else None
+        tries, last_try = (s.tries, s.last_try) if closed is not None else _open_values(s)
         record: dict[str, Any] = {
             "id": s.id,
             "name": CUSTOMER_NAMES[s.name],
@@ -843,9 +936,9 @@ class ConpeekProvider(Provider):
             "voice_campaign_id": VOICE_CAMPAIGNS[s.campaign],
             "created_date": format_utc(s.created),
             "closed_date": format_utc(closed) if closed is not None else None,
-            "tries": s.tries,
+            "tries": tries,
             "max_tries": s.max_tries,
-            "last_try_date": format_utc(s.last_try) if s.last_try is not None else None,
+            "last_try_date": format_utc(last_try) if last_try is not None else None,
         }
         if s.priority is not None:
             record["priority"] = s.priority  # not in the field list: clients must keep it
@@ -888,7 +981,7 @@ class ConpeekProvider(Provider):
             )
         return None
 
-    def _query(self, request: Request, stream: str) -> _Query:
+    def _query(self, request: Request, stream: str, now: int | None = None) -> _Query:
         max_limit = self.max_limit(stream)
         limit = _parse_int("limit", request.arg("limit"), DEFAULT_LIMITS[stream], 1)
         offset = _parse_int("offset", request.arg("offset"), 0, 0)
@@ -903,7 +996,11 @@ class ConpeekProvider(Provider):
             if prop == primary:
                 lo, hi = _tighten(lo, hi, op, value)
                 continue
-            predicates.append(_predicate(props[prop], op, value))
+            spec = props[prop]
+            if prop == "closed_date" and now is not None:
+                # A closure not yet delivered: the summary is served OPEN, closed_date null.
+                spec = replace(spec, getter=self._served_closed_date(now))
+            predicates.append(_predicate(spec, op, value))
             if prop in ("hangup_time", "closed_date"):
                 # hangup >= start and closed >= created: bound the primary range too.
                 delay = self._max_dialog_span if stream == DIALOGS else self._max_close_delay
@@ -918,8 +1015,9 @@ class ConpeekProvider(Provider):
         error = self._auth_error(request)
         if error is not None:
             return error
+        now = self.sim_clock.now
         try:
-            q = self._query(request, stream)
+            q = self._query(request, stream, now)
         except _BadRequest as exc:
             return self.error_response(400, str(exc))
         with self.lock:
@@ -927,11 +1025,13 @@ class ConpeekProvider(Provider):
                 i0, i1 = self._index_range(stream, q)
                 if i0 + q.offset < i1:  # a request past the end (empty page) moves nothing
                     self._insert_for_paging(stream, q)
-            page = self._page(stream, q)
+            page = self._page(stream, q) if now is None else self._visible_page(stream, q, now)
         if stream == DIALOGS:
             data = [self._render_dialog(d) for d in page]
-        else:
+        elif now is None:
             data = [self._render_summary(s) for s in page]
+        else:
+            data = [self._render_summary(s, self._served_closed(s, now)) for s in page]
         return Response.json({"data": data})
 
     def _index_range(self, stream: str, q: _Query) -> tuple[int, int]:
@@ -960,6 +1060,18 @@ class ConpeekProvider(Provider):
             return matched[q.offset : q.offset + q.limit]
         start = i0 + q.offset
         return items[start : min(i1, start + q.limit)]
+
+    def _visible_page(self, stream: str, q: _Query, now: int) -> list[Any]:
+        """:meth:`_page` over the records visible at ``now`` only (no holes, no shifts)."""
+        items: list[Any] = self._dialogs if stream == DIALOGS else self._summaries
+        i0, i1 = self._index_range(stream, q)
+        visible_at = self.dialog_visible_at if stream == DIALOGS else self.summary_visible_at
+        visible = self.visible_index.get(stream, items, i0, i1, now=now, visible_at=visible_at)
+        if q.predicates:
+            preds = q.predicates
+            matched = [items[i] for i in visible if all(p(items[i]) for p in preds)]
+            return matched[q.offset : q.offset + q.limit]
+        return [items[i] for i in visible[q.offset : q.offset + q.limit]]
 
     # -- mutation helpers ------------------------------------------------------------------
 
@@ -1010,9 +1122,10 @@ class ConpeekProvider(Provider):
         return [self._render_summary(s) for s in summaries]
 
     def now_ish(self) -> int:
-        """The emulator's "now" for closing summaries: one minute before the end of the
-        last period (UTC epoch seconds)."""
-        return max(e for _, e in self.periods) - 60
+        """The emulator's "now" for closing summaries: the simulated now when a clock is
+        set, else one minute before the end of the last period (UTC epoch seconds)."""
+        now = self.sim_clock.now
+        return now if now is not None else max(e for _, e in self.periods) - 60
 
     def close_summaries(
         self,
@@ -1022,8 +1135,10 @@ class ConpeekProvider(Provider):
     ) -> list[int]:
         """Close ``n`` OPEN summaries (the oldest created at or before ``at_utc``), or
         exactly ``ids`` when given: state CLOSED, closed_date = ``at_utc`` (default
-        :meth:`now_ish`), a close_reason, tries and last_try_date updated. Returns the
-        ids closed (fewer than ``n`` when not enough are open)."""
+        :meth:`now_ish`), a close_reason, tries and last_try_date updated (the values before
+        stay those of its OPEN form). Under a simulated clock the closure is served from
+        ``closed_date`` + a delivery delay on. Returns the ids closed (fewer than ``n``
+        when not enough are open)."""
         at = _utc_ts(at_utc) if at_utc is not None else self.now_ish()
         with self.lock:
             if ids is not None:
@@ -1043,6 +1158,7 @@ class ConpeekProvider(Provider):
                 ]
             rng = self._insert_rng
             for s in chosen:
+                s.open_tries, s.open_last_try = s.tries, s.last_try
                 s.reason = (_SUCCESS, _MAX_TRIES, _REASON_REJECTED)[int(rng.random() * 3)]
                 s.closed = at
                 s.tries, s.last_try = self._tries_on_close(
@@ -1084,12 +1200,23 @@ class ConpeekProvider(Provider):
 
     # -- expectations for tests ------------------------------------------------------------
 
-    def expected(self, stream: str) -> list[dict[str, Any]]:
+    def expected(self, stream: str, as_of: Instant = None) -> list[dict[str, Any]]:
         """Every stored record in API order (ascending): ``key`` (tuple), ``expected_utc``
         (ISO UTC of the replication key), ``expected_fields`` (every date field as a
-        correct client emits it: ISO 8601 ``+00:00``, or None) and ``record`` (API dict)."""
+        correct client emits it: ISO 8601 ``+00:00``, or None), ``record`` (API dict) and
+        ``visible_at`` (ISO UTC: served from then on under a simulated clock).
+
+        Summaries also have ``closed_at`` (closed_date as a client emits it, or None) and
+        ``closed_visible_at`` (ISO UTC from which the CLOSED form is served, or None).
+
+        Every record is listed whatever the clock (filter on ``visible_at``). By default
+        ``record``/``expected_fields`` are the final (closed) form; ``as_of`` (datetime,
+        ISO, epoch) gives the version served at that instant instead: the OPEN form of a
+        summary whose closure is not delivered by then (for a record not yet visible at
+        ``as_of``, the version it will first be served in)."""
         if stream not in STREAMS:
             raise ValueError(f"unknown Conpeek stream {stream!r}; expected one of {STREAMS}")
+        at = parse_instant(as_of)
         with self.lock:
             items: list[Any] = list(self._dialogs if stream == DIALOGS else self._summaries)
         out: list[dict[str, Any]] = []
@@ -1100,7 +1227,7 @@ class ConpeekProvider(Provider):
                 return None
             value = cache.get(ts)
             if value is None:
-                value = cache[ts] = _iso_utc(ts)
+                value = cache[ts] = iso_utc(ts)
             return value
 
         with _gc_paused():
@@ -1114,21 +1241,32 @@ class ConpeekProvider(Provider):
                     }
                     key: tuple[Any, ...] = (record["dialog_uuid"],)
                     primary = fields["start_time"]
+                    extra: dict[str, Any] = {"visible_at": iso(self.dialog_visible_at(item))}
                 else:
-                    record = self._render_summary(item)
+                    # Before it is visible: the version it will first be served in.
+                    first = self.summary_visible_at(item)
+                    closed_form = at is None or self._served_closed(item, max(at, first))
+                    record = self._render_summary(item, closed_form)
+                    last_try = item.last_try if closed_form else _open_values(item)[1]
                     fields = {
                         "created_date": iso(item.created),
-                        "closed_date": iso(item.closed),
-                        "last_try_date": iso(item.last_try),
+                        "closed_date": iso(item.closed if closed_form else None),
+                        "last_try_date": iso(last_try),
                     }
                     key = (item.id,)
                     primary = fields["created_date"]
+                    extra = {
+                        "visible_at": iso(self.summary_visible_at(item)),
+                        "closed_at": iso(item.closed),
+                        "closed_visible_at": iso(self.summary_closed_visible_at(item)),
+                    }
                 out.append(
                     {
                         "key": key,
                         "expected_utc": primary,
                         "expected_fields": fields,
                         "record": record,
+                        **extra,
                     }
                 )
         return out
@@ -1145,7 +1283,11 @@ class ConpeekProvider(Provider):
     # -- control endpoints -----------------------------------------------------------------
 
     def _control_expected(self, request: Request) -> Response:
-        rows = self.expected(request.arg("stream", DIALOGS) or DIALOGS)
+        """``?stream=...&as_of=<ISO or epoch>`` (as_of optional: see :meth:`expected`)."""
+        as_of: Instant = request.arg("as_of") or None
+        if isinstance(as_of, str) and as_of.lstrip("-").isdigit():
+            as_of = int(as_of)
+        rows = self.expected(request.arg("stream", DIALOGS) or DIALOGS, as_of=as_of)
         for row in rows:
             row["key"] = list(row["key"])
         return Response.json(rows)

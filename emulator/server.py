@@ -2,6 +2,12 @@
 
 Tests run it in-process (background thread); the demo and benchmarks run it as a
 process (``python -m emulator``) and drive it through ``/_emulator/...``.
+
+Data can also move in time: with a simulated clock set (``Emulator.set_now``,
+``advance``, ``/_emulator/clock``, ``--now``) every provider serves only the records
+delivered by then (each has a seeded ``visible_at``, listed by ``expected()``), and a
+Conpeek summary stays OPEN until its closure is delivered. No clock (the default)
+serves everything in its final state.
 """
 
 from __future__ import annotations
@@ -16,7 +22,16 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from emulator.base import PROVIDERS, Provider, Request, Response, Routes, parse_query
+from emulator.base import (
+    PROVIDERS,
+    Instant,
+    Provider,
+    Request,
+    Response,
+    Routes,
+    SimClock,
+    parse_query,
+)
 from emulator.faults import FaultConfig, FaultDecision
 
 _UNAVAILABLE_HTML = (
@@ -210,6 +225,9 @@ class Emulator:
     Every registered provider is served; pass its config by name
     (``thulium=ThuliumConfig(...)``). ``stop()`` then ``start()`` listens again on
     the same port with the same data (tests restart it mid-sync).
+
+    ``now`` starts the simulated clock every provider shares (see :meth:`set_now`);
+    None, the default, means no clock: all data visible in its final state.
     """
 
     def __init__(
@@ -218,6 +236,7 @@ class Emulator:
         port: int = 0,
         faults: FaultConfig | None = None,
         host: str = "127.0.0.1",
+        now: Instant = None,
         **provider_configs: Any,
     ) -> None:
         unknown = sorted(set(provider_configs) - set(PROVIDERS))
@@ -230,12 +249,14 @@ class Emulator:
         self.faults.seed_default(seed)
         self.requests_log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
+        self.sim_clock = SimClock(now)
         self._providers: dict[str, Provider] = {}
         for name, spec in PROVIDERS.items():
             config = provider_configs.get(name)
             if config is None:
                 config = spec.config_type()
-            self._providers[name] = spec.factory(config, seed)
+            provider = self._providers[name] = spec.factory(config, seed)
+            provider.sim_clock = self.sim_clock
         self._routes: dict[str, Routes] = {n: p.routes() for n, p in self._providers.items()}
         self._control: dict[tuple[str, str], Any] = {
             ("GET", "/_emulator/health"): self._health,
@@ -244,6 +265,8 @@ class Emulator:
             ("POST", "/_emulator/reset_faults"): self._reset_faults,
             ("GET", "/_emulator/requests_log"): self._get_log,
             ("POST", "/_emulator/clear_requests_log"): self._clear_log,
+            ("GET", "/_emulator/clock"): self._get_clock,
+            ("POST", "/_emulator/clock"): self._set_clock,
         }
         for name, provider in self._providers.items():
             for (method, path), handler in provider.control_routes().items():
@@ -334,6 +357,23 @@ class Emulator:
             return self.api_url(name[: -len("_api_url")])
         raise AttributeError(name)
 
+    # -- the simulated clock ---------------------------------------------------------
+
+    @property
+    def now(self) -> int | None:
+        """The simulated now (UTC epoch seconds), or None when no clock is set."""
+        return self.sim_clock.now
+
+    def set_now(self, value: Instant) -> int | None:
+        """Set the simulated now every provider answers at: an aware datetime, an ISO
+        string with ``Z`` or an offset, epoch seconds, or None (no clock: everything
+        visible in its final state). Whole seconds; returns the epoch value."""
+        return self.sim_clock.set(value)
+
+    def advance(self, seconds: float) -> int:
+        """Move the simulated now forward by ``seconds`` (a clock must be set)."""
+        return self.sim_clock.advance(seconds)
+
     # -- routing -------------------------------------------------------------------
 
     def route(self, method: str, path: str) -> tuple[Provider | None, Any, str]:
@@ -392,3 +432,20 @@ class Emulator:
     def _clear_log(self, request: Request) -> Response:
         self.clear_requests_log()
         return Response.json({"cleared": True})
+
+    def _get_clock(self, request: Request) -> Response:
+        return Response.json({"now": self.sim_clock.iso()})
+
+    def _set_clock(self, request: Request) -> Response:
+        """Body ``{"now": "<ISO>" | null}`` or ``{"advance_seconds": N}``."""
+        body = request.json()
+        if not isinstance(body, dict) or len(body) != 1 or set(body) - {"now", "advance_seconds"}:
+            raise ValueError('expected {"now": "<ISO 8601>" | null} or {"advance_seconds": N}')
+        if "now" in body:
+            self.set_now(body["now"])
+        else:
+            seconds = body["advance_seconds"]
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+                raise ValueError(f"advance_seconds must be a number, not {seconds!r}")
+            self.advance(seconds)
+        return Response.json({"now": self.sim_clock.iso()})

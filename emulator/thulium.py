@@ -28,11 +28,15 @@ from zoneinfo import ZoneInfo
 
 from emulator.base import (
     KEY_SCALE,
+    Delivery,
+    Instant,
     Provider,
     Request,
     Response,
     Routes,
+    iso_utc,
     newest_insert_range,
+    parse_instant,
     register_provider,
 )
 
@@ -240,6 +244,17 @@ class ThuliumConfig:
     insert_while_paging: int = 0
     #: Share of answered connections that leave two recordings (a transfer).
     two_recordings_share: float = 0.14
+    #: Server maximum of ``limit`` (a bigger one is silently cut to it). Also a runtime
+    #: knob (``provider.max_limit``, ``POST /_emulator/thulium/settings``): below 100 a
+    #: client asking for 100 gets short pages that are not the last (``count`` says so).
+    max_limit: int = MAX_LIMIT
+    #: Under a simulated clock (``Emulator.set_now``) a record is served from its
+    #: ``visible_at``: a connection from call start + duration + a delivery delay, a
+    #: recording from its creation + a delay; the delay is uniform in [0, this] seconds.
+    delivery_delay_max: int = 1200
+    #: ... and ``visible_at`` is at most this long after the replication-key instant
+    #: (the true UTC of ``date`` / ``created_at``).
+    max_visibility_lag: int = 2700
 
 
 @dataclass(slots=True, eq=False)
@@ -368,7 +383,17 @@ class ThuliumProvider(Provider):
         self.password = self.config.password
         self.with_seconds = self.config.with_seconds
         self.insert_while_paging = self.config.insert_while_paging
+        self.max_limit = self.config.max_limit
+        if self.max_limit < 1:
+            raise ValueError("max_limit must be >= 1")
         self.clock = LocalClock(self.config.timezone)
+        cfg = self.config
+        self._conn_delivery = Delivery(
+            seed, "thulium:connections", cfg.delivery_delay_max, cfg.max_visibility_lag
+        )
+        self._rec_delivery = Delivery(
+            seed, "thulium:recordings", cfg.delivery_delay_max, cfg.max_visibility_lag
+        )
         self.periods = [(_utc_ts(a), _utc_ts(b)) for a, b in self.config.periods]
         self._conns: list[_Conn] = []
         self._conn_keys: list[int] = []
@@ -546,6 +571,16 @@ class ThuliumProvider(Provider):
                     self._rec_keys.insert(i, rec.key)
                     self._recs.insert(i, rec)
 
+    # -- visibility under a simulated clock ----------------------------------------
+
+    def conn_visible_at(self, conn: _Conn) -> int:
+        """When a connection is first served: its call has ended and been delivered."""
+        return self._conn_delivery.visible_at(conn.seq, conn.utc, conn.utc + conn.duration)
+
+    def rec_visible_at(self, rec: _Rec) -> int:
+        """When a recording is first served: created, then delivered."""
+        return self._rec_delivery.visible_at(rec.seq, rec.created, rec.created)
+
     # -- rendering -----------------------------------------------------------------
 
     def _fmt(self, local: int) -> str:
@@ -665,7 +700,7 @@ class ThuliumProvider(Provider):
             if (values := [v for v in request.query.get(name, []) if v != ""])
         }
         return _Params(
-            limit=min(_parse_int("limit", request.arg("limit"), DEFAULT_LIMIT), MAX_LIMIT),
+            limit=min(_parse_int("limit", request.arg("limit"), DEFAULT_LIMIT), self.max_limit),
             offset=_parse_int("offset", request.arg("offset"), 0),
             lo=_parse_local("date_from", date_from, False) if date_from else None,
             hi=_parse_local("date_to", date_to, True) if date_to else None,
@@ -683,6 +718,7 @@ class ThuliumProvider(Provider):
             params = self._params(request, stream)
         except _BadParam as exc:
             return self.error_response(400, str(exc))
+        now = self.sim_clock.now
         with self.lock:
             if params.offset > 0 and self.insert_while_paging > 0:
                 self._insert_for_paging(stream, params)
@@ -690,7 +726,9 @@ class ThuliumProvider(Provider):
             keys = self._conn_keys if stream == "connections" else self._rec_keys
             i0 = bisect_left(keys, params.lo * _K) if params.lo is not None else 0
             i1 = bisect_left(keys, (params.hi + 1) * _K) if params.hi is not None else len(keys)
-            if params.filters:
+            if now is not None:
+                count, page = self._visible_page(stream, i0, i1, now, params)
+            elif params.filters:
                 matched = [
                     items[i]
                     for i in range(i1 - 1, i0 - 1, -1)
@@ -709,6 +747,26 @@ class ThuliumProvider(Provider):
         else:
             result = [self._render_rec(r) for r in page]
         return Response.json({"count": count, "result": result})
+
+    def _visible_page(
+        self, stream: str, i0: int, i1: int, now: int, params: _Params
+    ) -> tuple[int, list[Any]]:
+        """``count`` and page over the records of [i0, i1) visible at ``now`` only: the
+        same answer as without a clock over a store holding just those records."""
+        items: list[Any] = self._conns if stream == "connections" else self._recs
+        visible_at = self.conn_visible_at if stream == "connections" else self.rec_visible_at
+        visible = self.visible_index.get(stream, items, i0, i1, now=now, visible_at=visible_at)
+        if params.filters:
+            matched = [
+                items[i]
+                for i in reversed(visible)
+                if self._matches(items[i], stream, params.filters)
+            ]
+            return len(matched), matched[params.offset : params.offset + params.limit]
+        count = len(visible)
+        start = count - 1 - params.offset
+        stop = max(-1, start - params.limit)
+        return count, [items[visible[k]] for k in range(start, stop, -1)]
 
     def _matches(self, item: Any, stream: str, filters: dict[str, list[str]]) -> bool:
         """Equality filters of the docs (rarely used; a linear scan of the date range)."""
@@ -789,10 +847,20 @@ class ThuliumProvider(Provider):
         return _iso_utc(self.clock.first_occurrence_utc(local))
 
     def expected(
-        self, stream: str, include_tags: bool = True, include_topics: bool = True
+        self,
+        stream: str,
+        include_tags: bool = True,
+        include_topics: bool = True,
+        as_of: Instant = None,
     ) -> list[dict[str, Any]]:
         """Every stored record, newest first, with its key, local string, true UTC and
-        the UTC a correct client emits (``expected_fields`` covers every date field)."""
+        the UTC a correct client emits (``expected_fields`` covers every date field), and
+        ``visible_at`` (ISO UTC: served from then on under a simulated clock).
+
+        Every record is listed whatever the clock (filter on ``visible_at``). ``as_of``
+        (the providers share it) asks for the version served at that instant; a Thulium
+        record has one version, so here it changes nothing."""
+        parse_instant(as_of)
         if stream not in STREAMS:
             raise ValueError(f"unknown Thulium stream {stream!r}; expected one of {STREAMS}")
         with self.lock:
@@ -829,6 +897,7 @@ class ThuliumProvider(Provider):
                 "true_utc": _iso_utc(item.utc),
                 "expected_utc": fields["date"],
                 "expected_fields": fields,
+                "visible_at": iso_utc(self.conn_visible_at(item)),
                 "record": record,
             }
         record = self._render_rec(item)
@@ -839,6 +908,7 @@ class ThuliumProvider(Provider):
             "true_utc": _iso_utc(item.created),
             "expected_utc": fields["created_at"],
             "expected_fields": fields,
+            "visible_at": iso_utc(self.rec_visible_at(item)),
             "record": record,
         }
 
@@ -868,15 +938,21 @@ class ThuliumProvider(Provider):
         records = self.insert_connections(n, rng, answered=bool(body.get("answered", False)))
         return Response.json({"inserted": len(records), "records": records})
 
+    _SETTINGS = ("insert_while_paging", "max_limit")
+
     def _control_settings(self, request: Request) -> Response:
         if request.method == "POST":
             body = request.json()
-            unknown = sorted(set(body) - {"insert_while_paging"})
+            unknown = sorted(set(body) - set(self._SETTINGS))
             if unknown:
                 raise ValueError(f"unknown Thulium setting(s): {', '.join(unknown)}")
-            if "insert_while_paging" in body:
-                self.insert_while_paging = int(body["insert_while_paging"])
-        return Response.json({"insert_while_paging": self.insert_while_paging, **self.counts()})
+            if "max_limit" in body and int(body["max_limit"]) < 1:
+                raise ValueError("max_limit must be >= 1")
+            for name in self._SETTINGS:
+                if name in body:
+                    setattr(self, name, int(body[name]))
+        settings = {name: getattr(self, name) for name in self._SETTINGS}
+        return Response.json({**settings, **self.counts()})
 
 
 def _factory(config: Any, seed: int) -> Provider:

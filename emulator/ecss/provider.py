@@ -33,7 +33,7 @@ import re
 import secrets
 import time
 import xml.etree.ElementTree as ET
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,11 +43,14 @@ from urllib.parse import parse_qs
 
 from emulator.base import (
     KEY_SCALE,
+    Delivery,
+    Instant,
     Provider,
     Request,
     Response,
     Routes,
     newest_insert_range,
+    parse_instant,
     register_provider,
 )
 from emulator.ecss import etf
@@ -272,8 +275,10 @@ class EcssConfig:
     #: On each request carrying a tag, insert this many calls at the head of the window.
     insert_while_paging: int = 0
     #: True = every tagged request answers the SAME tag it got (server bug); N > 0 = the
-    #: next N tagged requests do; 0/False = off.
-    repeat_tag: bool | int = False
+    #: next N tagged requests do; 0/False = off. "aba" = a tag cycle: a request carrying
+    #: tag B answers the tag the client sent before B, so a window of 3+ pages yields the
+    #: tags A, B, A (then B, A, ... for a client that does not notice).
+    repeat_tag: bool | int | str = False
     #: What a tag's cursor means: "key" (after the last record sent: stable, like the
     #: real server's datetime cursor) or "offset" (a position: inserts shift pages).
     tag_cursor: str = "key"
@@ -287,6 +292,12 @@ class EcssConfig:
     ws_drop_next: int = 0
     #: Share of answered calls with a ``url_list`` entry (some have two).
     recorded_share: float = 0.6
+    #: Under a simulated clock (``Emulator.set_now``) a call is served from its
+    #: ``visible_at``: start + total duration (its release) + a delivery delay uniform
+    #: in [0, this] seconds ...
+    delivery_delay_max: int = 1200
+    #: ... and at most this many seconds after its start_time (true UTC).
+    max_visibility_lag: int = 2700
 
 
 #: Knobs that may change at run time.
@@ -387,7 +398,7 @@ class EcssProvider(Provider):
         self.session_ttl_seconds: float | None
         self.max_limit: int
         self.insert_while_paging: int
-        self.repeat_tag: bool | int
+        self.repeat_tag: bool | int | str
         self.tag_cursor: str
         self.ws_newline: bool
         self.ws_fragment_bytes: int
@@ -405,9 +416,14 @@ class EcssProvider(Provider):
         self._keys: list[int] = []
         self._next_seq = 1
         self._malformed_variant = 0
+        #: repeat_tag="aba": tag issued -> the tag its request carried (None: the first page).
+        self._tag_parents: dict[str, str | None] = {}
         rng = random.Random(f"{seed}:ecss")
         self._ref_salt = rng.randrange(1, 1_000_000)
         self._insert_rng = random.Random(f"{seed}:ecss:insert")
+        self._delivery = Delivery(
+            seed, "ecss:calls", cfg.delivery_delay_max, cfg.max_visibility_lag
+        )
         with _gc_paused():
             self._generate(rng, cfg.calls)
 
@@ -418,6 +434,10 @@ class EcssProvider(Provider):
             raise ValueError(f"tag_cursor must be 'key' or 'offset', not {self.tag_cursor!r}")
         if int(self.max_limit) < 1:
             raise ValueError("max_limit must be >= 1")
+        if isinstance(self.repeat_tag, str) and self.repeat_tag != "aba":
+            raise ValueError(
+                f"repeat_tag must be a bool, a count or 'aba', not {self.repeat_tag!r}"
+            )
 
     def set(self, **knobs: Any) -> dict[str, Any]:
         """Change runtime knobs (names in ``SETTINGS``); unknown names raise ValueError."""
@@ -556,6 +576,12 @@ class EcssProvider(Provider):
                     self._keys.insert(i, call.key)
                     self._calls.insert(i, call)
 
+    # -- visibility under a simulated clock ----------------------------------------
+
+    def call_visible_at(self, c: _Call) -> int:
+        """When a call is first served: it has been released and delivered."""
+        return self._delivery.visible_at(c.seq, c.utc, c.utc + c.waiting + c.talk)
+
     # -- rendering -----------------------------------------------------------------
 
     def _attributes(self, c: _Call) -> dict[str, str]:
@@ -625,7 +651,8 @@ class EcssProvider(Provider):
             {"tag": tag} if tag is not None else {},
             [self._element(c) for c in calls],
         )
-        stamp = format_local(self.clock.local(int(time.time())))
+        now = self.sim_clock.now
+        stamp = format_local(self.clock.local(int(time.time()) if now is None else now))
         return (
             "out",
             {"xmlns:xs": XSI, "xs:noNamespaceSchemaLocation": SCHEMA},
@@ -795,7 +822,10 @@ class EcssProvider(Provider):
         return True
 
     def page(self, query: _Query) -> tuple[list[_Call], str | None]:
-        """The calls of one page (newest first) and the tag for the next one, if any."""
+        """The calls of one page (newest first) and the tag for the next one, if any.
+        Under a simulated clock only the calls visible then count (offsets, tags and
+        "more" included)."""
+        now = self.sim_clock.now
         with self.lock:
             if query.tag is not None and self.insert_while_paging > 0:
                 self._insert_for_paging(query)
@@ -813,33 +843,73 @@ class EcssProvider(Provider):
                 else:
                     skip += query.cursor_pos
             calls = self._calls
-            direction = query.direction
-            if direction is None:
+            if now is not None:
+                visible = self.visible_index.get(
+                    STREAM, calls, i0, i1, now=now, visible_at=self.call_visible_at
+                )
+                page, more = self._visible_slice(calls, visible, start, skip, query)
+            elif query.direction is None:
                 first = start - skip
                 stop = max(i0 - 1, first - query.limit)
                 page = [calls[i] for i in range(first, stop, -1)]
                 more = stop > i0 - 1
             else:
-                inbound = direction == "in"
+                inbound = query.direction == "in"
                 matching = (
                     calls[i] for i in range(start, i0 - 1, -1) if calls[i].inbound is inbound
                 )
-                page = []
-                more = False
-                for n, call in enumerate(matching):
-                    if n < skip:
-                        continue
-                    if len(page) == query.limit:
-                        more = True
-                        break
-                    page.append(call)
+                page, more = self._take(matching, skip, query.limit)
             tag: str | None = None
             if more and page:
                 pos = query.cursor_pos + query.offset + len(page)
                 tag = self._make_tag(query, page[-1], pos)
-            if query.tag is not None and self._take_count("repeat_tag"):
+            if self.repeat_tag == "aba":
+                tag = self._tag_cycle(query.tag, tag)
+            elif query.tag is not None and self._take_count("repeat_tag"):
                 tag = query.tag
         return page, tag
+
+    @staticmethod
+    def _take(calls: Iterator[_Call], skip: int, limit: int) -> tuple[list[_Call], bool]:
+        """Skip ``skip`` calls, take up to ``limit``; and whether more remain."""
+        page: list[_Call] = []
+        for n, call in enumerate(calls):
+            if n < skip:
+                continue
+            if len(page) == limit:
+                return page, True
+            page.append(call)
+        return page, False
+
+    def _visible_slice(
+        self, calls: list[_Call], visible: list[int], start: int, skip: int, query: _Query
+    ) -> tuple[list[_Call], bool]:
+        """:meth:`page` over the visible positions (ascending) up to ``start``, newest
+        first: the same slicing as without a clock over a store of just those calls."""
+        top = bisect_right(visible, start)
+        if query.direction is None:
+            first = top - 1 - skip
+            stop = max(-1, first - query.limit)
+            return [calls[visible[k]] for k in range(first, stop, -1)], stop > -1
+        inbound = query.direction == "in"
+        matching = (
+            calls[visible[k]]
+            for k in range(top - 1, -1, -1)
+            if calls[visible[k]].inbound is inbound
+        )
+        return self._take(matching, skip, query.limit)
+
+    def _tag_cycle(self, sent: str | None, fresh: str | None) -> str | None:
+        """``repeat_tag="aba"``: answer the tag that came before ``sent`` (A for a request
+        carrying B); otherwise ``fresh``, remembering which tag it followed."""
+        parent = self._tag_parents.get(sent) if sent is not None else None
+        if parent is not None:
+            return parent
+        if fresh is not None:
+            if len(self._tag_parents) > 100_000:
+                self._tag_parents.clear()
+            self._tag_parents[fresh] = sent
+        return fresh
 
     def _insert_for_paging(self, query: _Query) -> None:
         """New calls in the last 30 minutes of the window, no older than its newest call:
@@ -1131,11 +1201,17 @@ class EcssProvider(Provider):
 
     # -- expectations for tests ----------------------------------------------------
 
-    def expected(self, stream: str = STREAM) -> list[dict[str, Any]]:
+    def expected(self, stream: str = STREAM, as_of: Instant = None) -> list[dict[str, Any]]:
         """Every stored call, newest first: ``key`` (call_ref,), ``local`` start string,
         ``true_utc``, ``expected_utc`` and ``expected_fields`` (start/answer/release time
         as a correct client emits them: first occurrence of a repeated local time, None
-        when empty) and ``record`` (raw attributes + lists)."""
+        when empty), ``record`` (raw attributes + lists) and ``visible_at`` (ISO UTC:
+        served from then on under a simulated clock).
+
+        Every call is listed whatever the clock (filter on ``visible_at``). ``as_of``
+        (the providers share it) asks for the version served at that instant; a call has
+        one version, so here it changes nothing."""
+        parse_instant(as_of)
         if stream not in (STREAM, COMMAND):
             raise ValueError(f"unknown ECSS stream {stream!r}; expected {STREAM!r}")
         with self.lock:
@@ -1171,6 +1247,7 @@ class EcssProvider(Provider):
                             "answer_time": answer,
                             "release_time": release,
                         },
+                        "visible_at": _iso_utc(self.call_visible_at(c)),
                         "record": record,
                     }
                 )
