@@ -207,14 +207,41 @@ def test_429_over_the_websocket_backs_off_exponentially(emu) -> None:
         assert gap >= want * 0.95, f"retry {attempt + 1} after {gap:.2f} s: {gaps}"
 
 
+@contextlib.contextmanager
+def loop_guard(emu, after_requests: int) -> Iterator[None]:
+    """Once the emulator has logged ``after_requests`` data requests, answer every
+    further one with 503: a tap that loops then fails in seconds instead of running
+    into the test's timeout."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen = sum(1 for e in list(emu.requests_log) if "operator_call_history" in e["path"])
+            if seen >= after_requests:
+                emu.faults.set(unavailable_next=-1)
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_repeated_tag_is_an_error_not_a_loop(emu, transport) -> None:
     """The server answers tags A, B, then A again: a tag it already sent in this window,
     though not the previous one (which the SDK's own check would catch)."""
-    emu.ecss.set(repeat_tag="aba")
-    run = run_tap(ecss_config(emu, *SPRING, transport), timeout=60)
-    assert emu.ecss.repeat_tag is False, "the server never repeated a tag"
+    emu.ecss.set(repeat_tag="aba")  # the cycle goes on (B, A, B, ...) for a client that loops
+    with loop_guard(emu, after_requests=30):  # a looping tap then meets 503s and gives up
+        run = run_tap(ecss_config(emu, *SPRING, transport), timeout=60)
     assert run.returncode == 1, run.stderr[-2000:]
+    # the first page (tag A), the page for A (tag B), the page for B (tag A again): stop
+    pages = [e for e in emu.requests_log if "operator_call_history" in e["path"]]
+    assert len(pages) == 3, f"{len(pages)} pages: not stopped at the third (A, B, A)"
     last = run.stderr.strip().splitlines()[-1]
     assert "ecss / ecss_operator_call_history" in last and "tag" in last and "already" in last
     assert "Traceback" not in run.stderr
