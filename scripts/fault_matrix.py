@@ -15,8 +15,12 @@ what was emitted with the emulator's ``expected()``:
 
 Besides the outcome and the loss, a cell notes keys emitted twice within one run
 ("dup", which the contract forbids), emitted date-times that differ from what the
-emulator expects ("wrong"), a failure that printed a traceback, and a fault that did not
-actually fire ("fault not triggered", which would make the cell meaningless).
+emulator expects ("wrong"), records whose replication key lies outside the range the run
+was asked for, ``[start_date, end_date)`` ("outside"), a failure that printed a
+traceback, a fault that did not actually fire ("fault not triggered", which would make
+the cell meaningless), and for the 429 column a retry that did not wait its
+``Retry-After`` (HTTP) or its exponential backoff (websocket: a status-429 frame has no
+``Retry-After``), or a 429 whose retry was not found, so the wait could not be checked.
 
 Columns (``--columns`` keys): 429 (a 429 storm with Retry-After), 503, drop, truncate,
 slow (one answer slower than ``request_timeout``), restart (the emulator stops for 1 s
@@ -25,8 +29,8 @@ paging-insert (records inserted while paging), late (late arrivals inside the lo
 picked up by an incremental second run), dst (spring; autumn with a window boundary in
 the repeated hour), dst-gap (spring with a window boundary in the hour after the jump,
 the mirror case), and for ECSS only: session (sessions expire mid-sync), repeat-tag (the
-server repeats a paging tag: the tap must fail clearly, then a rerun from its STATE
-must lose nothing), ws-malformed (malformed websocket frames; malformed XML bodies for
+server's tags go A, B, A: the tap must fail clearly, then a rerun from its STATE must
+lose nothing), ws-malformed (malformed websocket frames; malformed XML bodies for
 the HTTP transport). Faults are aimed at the row's endpoint with ``path_contains``.
 
 Usage (from the repository root, in the project's virtualenv)::
@@ -324,6 +328,8 @@ class TapRun:
     stderr: str
     killed: bool = False
     timed_out: bool = False
+    #: The range the run was asked for: (start_date, end_date) of its config.
+    period: tuple[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -407,7 +413,8 @@ def run_tap(
             finally:
                 timer.cancel()
         stderr = err_path.read_text()
-    return TapRun(proc.returncode, records, states, stderr, killed, timed_out)
+    period = (str(config["start_date"]), str(config["end_date"]))
+    return TapRun(proc.returncode, records, states, stderr, killed, timed_out, period)
 
 
 class RequestWatcher:
@@ -503,33 +510,44 @@ def _with_knobs(**knobs: Any) -> Callable[[Emulator, StreamSpec], Scenario]:
 
 
 def _rate_limited(emu: Emulator, spec: StreamSpec) -> Scenario:
-    """A 429 storm: the next 5 data requests are refused with ``Retry-After: 1``."""
+    """A 429 storm: the next 5 data requests are refused with ``Retry-After: 1``.
+
+    Each retry must wait: over HTTP the ``Retry-After`` (1 s), over the websocket (whose
+    status-429 frame has no ``Retry-After``) the exponential backoff of its attempt. A
+    429 whose retry is not found in the log is reported too: its wait was not checked."""
     emu.faults.set(path_contains=spec.path, rate_limit_next=5, retry_after_seconds=1)
     run = _sync(emu, spec, *PERIOD)
     scenario = Scenario(
         [run], _period_expected(emu, spec), emu.faults.applied.get("rate_limit", 0) > 0
     )
-    if spec.transport == "websocket":
-        scenario.notes.append("websocket: a status-429 frame has no Retry-After; backoff")
-    else:
-        log = data_requests(emu, spec)
-        gaps = []
-        for i, entry in enumerate(log):
-            if entry["status"] != 429:
-                continue
-            same = [
-                e
-                for e in log[i + 1 :]
-                if (e["path"], e["query"]) == (entry["path"], entry["query"])
-            ]
-            # ECSS sends its filters in a POST body: the next request is the retry
-            retry = (
-                same[0] if same and not spec.is_ecss else (log[i + 1] if i + 1 < len(log) else None)
-            )
-            if retry is not None:
-                gaps.append(retry["ts"] - entry["ts"])
-        if gaps and min(gaps) < 0.95:
-            scenario.notes.append(f"Retry-After not honoured (a retry after {min(gaps):.2f} s)")
+    log = data_requests(emu, spec)
+    refused = [i for i, entry in enumerate(log) if entry["status"] == 429]
+    waits: list[tuple[float, float]] = []  # (waited, at least)
+    attempt = 0
+    for i in refused:
+        entry = log[i]
+        if spec.is_ecss:
+            # one request at a time (HTTP body or websocket frame): the next is the retry
+            retry = log[i + 1] if i + 1 < len(log) else None
+        else:
+            target = (entry["path"], entry["query"])
+            same = [e for e in log[i + 1 :] if (e["path"], e["query"]) == target]
+            retry = same[0] if same else None
+        if retry is None:
+            scenario.notes.append(f"Retry-After not checked: no retry of the 429 at {entry['ts']}")
+            continue
+        if spec.transport == "websocket":
+            attempt = attempt + 1 if i - 1 in refused else 0
+            factor, cap = FAST_HTTP["backoff_factor"], FAST_HTTP["backoff_max_wait"]
+            waits.append((retry["ts"] - entry["ts"], min(factor * 2**attempt, cap)))
+        else:
+            waits.append((retry["ts"] - entry["ts"], 1.0))
+    if refused and not waits:
+        scenario.notes.append("Retry-After not checked: no retry matched any 429")
+    short = [(round(w, 3), least) for w, least in waits if w < 0.95 * least]
+    if short:
+        what = "backoff" if spec.transport == "websocket" else "Retry-After"
+        scenario.notes.append(f"{what} not honoured (waited, at least): {short}")
     return scenario
 
 
@@ -649,13 +667,16 @@ def _session_expiry(emu: Emulator, spec: StreamSpec) -> Scenario:
 
 
 def _repeated_tag(emu: Emulator, spec: StreamSpec) -> Scenario:
-    """After the 6th data request, the server answers one tagged page with the tag it got."""
+    """After the 6th data request, the server's pages carry tags A, B, then A again
+    (``repeat_tag="aba"``): a tag already sent in the window, though not the previous
+    one (an immediate repeat, A A, is stopped by the SDK's own check already)."""
     emu.faults.set(latency_ms=10)
-    with RequestWatcher(emu, spec.path, {6: lambda: emu.ecss.set(repeat_tag=1)}) as watcher:
+    with RequestWatcher(emu, spec.path, {6: lambda: emu.ecss.set(repeat_tag="aba")}) as watcher:
         run = _sync(emu, spec, *PERIOD)
-    # fired: the watcher switched it on and a tagged request consumed it
-    fired = bool(watcher.fired) and emu.ecss.repeat_tag == 0
-    return Scenario([run], _period_expected(emu, spec), fired)
+    # fired: switched on, and two more pages were asked: the page for A (the tag the tap
+    # held when the knob came on) answered B, the page for B answered A again
+    after = len(data_requests(emu, spec)) - watcher.fired[0][0] if watcher.fired else 0
+    return Scenario([run], _period_expected(emu, spec), after >= 2)
 
 
 def _malformed_frame(emu: Emulator, spec: StreamSpec) -> Scenario:
@@ -704,6 +725,8 @@ class Cell:
     emitted: int = 0
     duplicates: int = 0
     wrong_values: int = 0
+    #: Records whose replication key is outside the range their run was asked for.
+    outside: int = 0
     fired: bool = True
     #: A failed run printed a Python traceback instead of one clear error line.
     traceback: bool = False
@@ -733,6 +756,8 @@ class Cell:
             parts.append(f"{self.duplicates} dup")
         if self.wrong_values:
             parts.append(f"{self.wrong_values} wrong")
+        if self.outside:
+            parts.append(f"{self.outside} outside the range")
         if not self.fired:
             parts.append("fault not triggered")
         if self.traceback:
@@ -766,10 +791,20 @@ def judge(emu: Emulator, spec: StreamSpec, column: Column, scenario: Scenario) -
         scenario.notes.append(f"failed run's last bookmark: {bookmark or 'none'}")
     traceback = any("Traceback" in run.stderr for run in runs if not run.ok and not run.killed)
     emitted: set[tuple[Any, ...]] = set()
-    duplicates = wrong = 0
+    duplicates = wrong = outside = 0
     dup_examples: list[str] = []
     wrong_examples: list[str] = []
+    outside_examples: list[str] = []
     for run in runs:
+        for record in run.records:
+            value = record.get(spec.field)
+            if run.period is None or not isinstance(value, str):
+                continue
+            lower, upper = (datetime.fromisoformat(bound) for bound in run.period)
+            if not lower <= datetime.fromisoformat(value) < upper:
+                outside += 1
+                if len(outside_examples) < 3:
+                    outside_examples.append(f"{_key(record, spec)}: {spec.field} {value}")
         counts = Counter(_key(record, spec) for record in run.records)
         repeated = [k for k, n in counts.items() if n > 1]
         duplicates += sum(counts[k] - 1 for k in repeated)
@@ -789,6 +824,7 @@ def judge(emu: Emulator, spec: StreamSpec, column: Column, scenario: Scenario) -
         "lost": [str(k) for k in missing[:5]],
         "duplicated": dup_examples[:5],
         "wrong": wrong_examples,
+        "outside": outside_examples,
     }
     return Cell(
         row=spec.row,
@@ -799,6 +835,7 @@ def judge(emu: Emulator, spec: StreamSpec, column: Column, scenario: Scenario) -
         emitted=len(emitted),
         duplicates=duplicates,
         wrong_values=wrong,
+        outside=outside,
         fired=scenario.fired,
         traceback=traceback,
         rerun=rerun,
@@ -870,11 +907,16 @@ class Matrix:
                     found.append(f"{where}: the fault was not triggered")
                 if cell.traceback:
                     found.append(f"{where}: a traceback instead of a clear error")
-                found += [f"{where}: {note}" for note in cell.notes if "not honoured" in note]
-                if cell.duplicates or cell.wrong_values:
+                found += [
+                    f"{where}: {note}"
+                    for note in cell.notes
+                    if "not honoured" in note or "not checked" in note
+                ]
+                if cell.duplicates or cell.wrong_values or cell.outside:
                     found.append(
                         f"{where}: {cell.duplicates} duplicated within a run, "
-                        f"{cell.wrong_values} with wrong date-times {cell.examples}"
+                        f"{cell.wrong_values} with wrong date-times, "
+                        f"{cell.outside} outside the range {cell.examples}"
                     )
         return found
 

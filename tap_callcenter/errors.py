@@ -5,14 +5,24 @@ answer, a body that is not what the API documents, retries exhausted) ends as on
 :class:`CallcenterError`: a one-paragraph message naming the provider, the stream and
 the request, with every configured secret replaced by ``***``. The command-line entry
 point prints it without a traceback and exits non-zero.
+
+A server may echo what it received (a 401 page quoting the ``Authorization`` header, a
+login error quoting the form), so a secret is redacted in every form the tap itself
+sends it: raw, base64 of ``user:password`` (HTTP basic), URL-encoded (the ECSS login
+form), JSON-escaped; and in the forms an error message may print it: Python ``repr``,
+XML-escaped, and, for a secret setting that is not a string (a number, a list), its
+JSON and ``repr`` text, so a config error never prints the value either.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import re
-from collections.abc import Iterable
-from urllib.parse import urlsplit
+from collections.abc import Iterable, Mapping
+from html import escape
+from urllib.parse import quote, quote_plus, urlsplit
 
 REDACTED = "***"
 
@@ -74,16 +84,65 @@ class Redactor:
 redactor = Redactor()
 
 
+def secret_forms(text: str) -> set[str]:
+    """``text`` as the tap sends it or a message may print it: raw, URL-encoded (form
+    and path style), JSON-escaped (with and without escaped slashes and non-ASCII),
+    Python ``repr``-escaped and XML-escaped (quotes removed where the encoding adds
+    them, so the form is found inside a longer string)."""
+    json_escaped = {json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
+    json_escaped |= {form.replace("/", "\\/") for form in json_escaped}  # PHP's json_encode
+    url_encoded = {quote_plus(text), quote(text, safe=""), quote(text)}
+    printed = {repr(text)[1:-1], escape(text, quote=True), escape(text, quote=False)}
+    return {text, *json_escaped, *url_encoded, *printed}
+
+
+def _value_texts(value: object) -> list[str]:
+    """A secret setting's value as text, whatever its type: a string as it is; a number
+    or a boolean as JSON and Python print it; a list or object whole (JSON and
+    ``repr``) and element by element."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bool, int, float)):
+        return [json.dumps(value), repr(value), str(value)]
+    texts = [json.dumps(value, default=str), json.dumps(value, default=str, ensure_ascii=False)]
+    texts.append(repr(value))
+    items = value.values() if isinstance(value, Mapping) else value
+    if isinstance(items, Iterable):
+        for item in items:
+            texts.extend(_value_texts(item))
+    return texts
+
+
+def _basic_auth_token(username: object, password: object) -> str:
+    """The base64 part of ``Authorization: Basic …`` as ``requests`` builds it."""
+    pair = f"{username}:{password}"
+    try:
+        raw = pair.encode("latin1")
+    except UnicodeEncodeError:
+        raw = pair.encode("utf-8")
+    return base64.b64encode(raw).decode("ascii")
+
+
 def collect_secrets(config: object) -> list[str]:
-    """Every value under a secret key anywhere in a (nested) config mapping."""
-    found: list[str] = []
-    if isinstance(config, dict):
+    """Every form of every value under a secret key anywhere in a (nested) config,
+    whatever the value's type, plus the HTTP basic token of each block that has a
+    ``username`` and a ``password``."""
+    found: set[str] = set()
+    if isinstance(config, Mapping):
         for key, value in config.items():
-            if key in SECRET_KEYS and isinstance(value, str):
-                found.append(value)
+            if key in SECRET_KEYS:
+                for text in _value_texts(value):
+                    found |= secret_forms(text)
             else:
-                found.extend(collect_secrets(value))
-    return found
+                found.update(collect_secrets(value))
+        if "username" in config and config.get("password") is not None:
+            found.add(_basic_auth_token(config["username"], config["password"]))
+    elif isinstance(config, (list, tuple)):
+        for item in config:
+            found.update(collect_secrets(item))
+    return sorted(found)
 
 
 class RedactingFilter(logging.Filter):

@@ -18,6 +18,13 @@ AUTUMN = ("2024-10-26T00:00:00+00:00", "2024-10-28T00:00:00+00:00")
 FAST_HTTP = {"backoff_factor": 0.05, "backoff_max_wait": 1, "max_tries": 5, "request_timeout": 3}
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "mutation: runs the mutation matrix (minutes); deselect with -m 'not mutation'",
+    )
+
+
 def utc(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
@@ -74,9 +81,15 @@ def expected_in_range(items: list[dict], field: str, start: str, end: str) -> di
 
 
 def assert_stream_matches(run, stream: str, expected: dict, key_fields: tuple[str, ...]) -> None:
-    """The run emitted exactly the expected keys, once each, with the expected date-times."""
+    """The run emitted exactly the expected keys, once each, with the expected date-times.
+
+    Both sides must be non-empty: a test whose period holds no record, or a tap that
+    emits nothing, would otherwise "match" and prove nothing.
+    """
     assert run.returncode == 0, run.stderr[-3000:]
+    assert expected, f"{stream}: the emulator holds no record in the period; the test is void"
     records = run.records[stream]
+    assert records, f"{stream}: the run emitted no record"
     keys = [tuple(r[f] for f in key_fields) for r in records]
     dupes = [k for k, n in Counter(keys).items() if n > 1]
     assert not dupes, f"{stream}: duplicated keys {dupes[:5]}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
 
+from tests.conftest import SPRING, thulium_config, utc
 from tests.tap_runner import run_tap
 
 SECRET = "pw-Do-Not-Print-42"
@@ -91,6 +93,43 @@ def test_numbers_given_as_strings_are_accepted() -> None:
     config = {"thulium": THULIUM, "window_days": "0.5", "lookback_minutes": "90", "max_tries": "3"}
     result = run_tap(config, extra_args=("--discover",), timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_numbers_given_as_strings_keep_their_value(thulium_emulator) -> None:
+    """Accepted is not enough: "0.25" must mean 6 h windows (not 0, not 1 day), "90"
+    a 90-minute lookback, "2" two tries."""
+    emu = thulium_emulator
+    start, end = SPRING
+    config = thulium_config(emu, start, end)
+    config.update(
+        window_days="0.25",
+        lookback_minutes="90",
+        max_tries="2",
+        backoff_factor="0.05",
+        request_timeout="5",
+        max_concurrency="2",
+    )
+    first = run_tap(config)
+    assert first.returncode == 0, first.stderr[-2000:]
+    bookmarks = [
+        s["bookmarks"]["thulium_connections"]["replication_key_value"]
+        for s in first.states
+        if "replication_key_value" in s.get("bookmarks", {}).get("thulium_connections", {})
+    ]
+    six_hours = [(utc(start) + dt.timedelta(hours=6 * i)).isoformat() for i in range(1, 9)]
+    # (later STATEs, written for the recordings stream, repeat the final value)
+    assert list(dict.fromkeys(bookmarks)) == six_hours
+    # an incremental run restarts 90 minutes before the bookmark
+    second = run_tap(config, state=first.last_state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    dates = [r["date"] for r in second.records["thulium_connections"]]
+    assert dates and min(utc(d) for d in dates) >= utc(end) - dt.timedelta(minutes=90)
+    assert min(utc(d) for d in dates) < utc(end) - dt.timedelta(minutes=60), "not 90 min"
+    # and gives up after 2 tries
+    emu.faults.unavailable_next = -1
+    failed = run_tap(config)
+    assert failed.returncode == 1
+    assert "gave up after 2 attempts" in failed.stderr, failed.stderr[-2000:]
 
 
 def test_config_env_reads_nested_provider_settings() -> None:

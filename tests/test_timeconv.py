@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tap_callcenter.timeconv import UTC, LocalClock, UnknownTimezoneError, format_utc, parse_utc
@@ -51,26 +51,40 @@ instants = st.datetimes(
 ).map(lambda d: d.replace(microsecond=0))
 
 
-@settings(max_examples=400, deadline=None)
-@given(instants)
-def test_every_instant_round_trips_except_the_repeated_hour(instant: dt.datetime) -> None:
-    wall = WARSAW.to_wall(instant)
-    back = WARSAW.to_utc(wall)
-    if back != instant:
-        # only the second occurrence of a repeated hour maps to its first occurrence
-        assert instant.astimezone(WARSAW.zone).fold == 1
-        assert instant - back == dt.timedelta(hours=1)
-
-
 def _dst_edges() -> st.SearchStrategy[dt.datetime]:
-    """Instants within 3 h of either edge, to the microsecond (window bounds can have
-    fractions of a second: a start_date, a fractional window_days)."""
+    """Instants within 3 h of Warsaw's two 2024 changes (both at 01:00Z): the spring
+    gap, and both occurrences of the repeated autumn hour; to the microsecond (window
+    bounds can have fractions of a second: a start_date, a fractional window_days)."""
     edges = [dt.datetime(2024, 3, 31, 1, tzinfo=UTC), dt.datetime(2024, 10, 27, 1, tzinfo=UTC)]
     offsets = st.integers(-3 * 3600, 3 * 3600)
     fractions = st.sampled_from([0, 0, 1, 500_000, 999_999])
     return st.tuples(st.sampled_from(edges), offsets, fractions).map(
         lambda t: t[0] + dt.timedelta(seconds=t[1], microseconds=t[2])
     )
+
+
+#: The autumn hour shown twice: its first occurrence is 00:00-01:00Z, its second 01:00-02:00Z.
+REPEATED_FIRST = dt.datetime(2024, 10, 27, 0, tzinfo=UTC)
+REPEATED_SECOND = dt.datetime(2024, 10, 27, 1, tzinfo=UTC)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_dst_edges(), instants))
+@example(REPEATED_FIRST)  # both occurrences of 02:00:00, and the last second of each
+@example(REPEATED_SECOND)
+@example(REPEATED_SECOND - SECOND)
+@example(REPEATED_SECOND + dt.timedelta(hours=1) - SECOND)
+@example(dt.datetime(2024, 3, 31, 1, tzinfo=UTC) - SECOND)  # 01:59:59 CET, then the jump
+@example(dt.datetime(2024, 3, 31, 1, tzinfo=UTC))  # 03:00:00 CEST
+def test_every_instant_round_trips_except_the_repeated_hour(instant: dt.datetime) -> None:
+    """UTC -> wall -> UTC gives the instant back, except in the second occurrence of the
+    repeated hour, which (the documented convention) comes back as the first one."""
+    wall = WARSAW.to_wall(instant)
+    back = WARSAW.to_utc(wall)
+    second_occurrence = REPEATED_SECOND <= instant < REPEATED_SECOND + dt.timedelta(hours=1)
+    assert second_occurrence == (instant.astimezone(WARSAW.zone).fold == 1)
+    expected = instant - dt.timedelta(hours=1) if second_occurrence else instant
+    assert back == expected, (instant, wall, back)
 
 
 @settings(max_examples=300, deadline=None)
@@ -100,9 +114,9 @@ def test_wall_range_is_the_exact_preimage_of_a_window(a: dt.datetime, b: dt.date
     assert WARSAW.plan_utc(lo - SECOND) < start
     assert WARSAW.plan_utc(hi) < end
     assert WARSAW.plan_utc(hi + SECOND) >= end
-    # every existing wall time that converts into the window lies inside [lo, hi]
+    # every existing wall second that converts into the window lies inside [lo, hi]
     for minutes in range(-200, 200, 7):
-        wall = WARSAW.to_wall(start) + dt.timedelta(minutes=minutes)
+        wall = WARSAW.to_wall(start).replace(microsecond=0) + dt.timedelta(minutes=minutes)
         exists = WARSAW.to_wall(WARSAW.to_utc(wall)) == wall
         if exists and start <= WARSAW.to_utc(wall) < end:
             assert lo <= wall <= hi, wall

@@ -57,12 +57,21 @@ def test_full_sync_is_complete_without_duplicates(emu, period) -> None:
 
 
 def test_server_that_caps_limit_below_the_request_loses_nothing(emu) -> None:
-    emu.conpeek.config.max_limit_dialogs = 120
-    emu.conpeek.config.max_limit_summaries = 30
+    # The cap is read from the provider on every request (its config was copied at
+    # construction: setting ``emu.conpeek.config`` here would change nothing).
+    emu.conpeek.max_limit_dialogs = 120
+    emu.conpeek.max_limit_summaries = 30
     start, end = SPRING
     run = run_tap(conpeek_config(emu, start, end, window_days=1))
     for spec in (DIALOGS, SUMMARIES):
-        assert_stream_matches(run, spec[0], expected(emu, spec, start, end), spec[3])
+        want = expected(emu, spec, start, end)
+        assert_stream_matches(run, spec[0], want, spec[3])
+        # the premise: the server really cut pages (500 or 100 asked), so short pages
+        # that were not the last came back, and paging went on past them
+        cap = 120 if spec is DIALOGS else 30
+        requests = [e for e in emu.requests_log if e["path"].endswith("/" + spec[1])]
+        assert requests and all(int(e["query"]["limit"]) > cap for e in requests)
+        assert len(requests) >= len(want) / cap, (len(requests), len(want))
 
 
 def test_records_inserted_while_paging_are_not_duplicated(emu) -> None:
@@ -117,15 +126,50 @@ def test_incremental_run_picks_up_late_dialogs_and_closures(emu) -> None:
 
 
 def test_closures_can_be_switched_off(emu) -> None:
+    """Off means no closure pass at all: no request filters on ``closed_date``, no
+    closure bookmark, and a summary closed since the last run is not re-emitted (the
+    same incremental run with closures on does re-emit it, so the setting decides)."""
     start, end = AUTUMN
-    config = conpeek_config(emu, start, end)
+    middle = "2024-10-27T00:00:00+00:00"
+    config = conpeek_config(emu, start, middle)
     config["conpeek"]["sync_closures"] = False
-    run = run_tap(config)
-    assert run.returncode == 0
-    assert (
-        "closed_date_bookmark"
-        not in run.last_state["bookmarks"]["conpeek_voice_campaign_request_summary"]
-    )
+    first = run_tap(config)
+    assert first.returncode == 0, first.stderr[-2000:]
+    open_before = [
+        i["key"][0]
+        for i in emu.conpeek.expected("voice_campaign_request_summary")
+        if i["record"]["state"] == "OPEN"
+        and start <= i["expected_fields"]["created_date"] < "2024-10-26T20:00"
+    ]
+    closed = emu.conpeek.close_summaries(3, at_utc="2024-10-27T06:00:00Z", ids=open_before[:3])
+    assert len(closed) == 3
+
+    def summaries_run(sync_closures: bool):
+        config = conpeek_config(emu, start, end)
+        config["conpeek"]["sync_closures"] = sync_closures
+        before = len(emu.requests_log)
+        run = run_tap(config, state=first.last_state)
+        assert run.returncode == 0, run.stderr[-2000:]
+        filters = [
+            e["query"].get("filter", "")
+            for e in emu.requests_log[before:]
+            if e["path"].endswith("/voice_campaign_request_summary")
+        ]
+        ids = {r["id"] for r in run.records["conpeek_voice_campaign_request_summary"]}
+        return run, filters, ids
+
+    off, filters, ids = summaries_run(False)
+    assert filters and not [f for f in filters if "closed_date" in f], filters
+    assert "closed_date_bookmark" not in off.last_state["bookmarks"][SUMMARIES[0]]
+    assert not set(closed) & ids, "closures were synced although switched off"
+    # everything created in the incremental range is still there
+    lookback_start = "2024-10-26T23:00:00+00:00"
+    want = {k[0] for k in expected(emu, SUMMARIES, lookback_start, end)}
+    assert want and want == ids
+
+    _, filters, ids = summaries_run(True)
+    assert [f for f in filters if "closed_date" in f]
+    assert set(closed) <= ids
 
 
 def test_wrong_key_is_a_clear_error(emu) -> None:
@@ -145,7 +189,6 @@ def test_wrong_key_is_a_clear_error(emu) -> None:
 def test_a_400_reports_the_api_message_and_the_filter(emu) -> None:
     # a window start before 1970 cannot be written in the API's format by the server's rules
     config = conpeek_config(emu, "2024-03-30T00:00:00Z", "2024-03-30T06:00:00Z")
-    emu.conpeek.config.max_limit_dialogs = 500
     run = run_tap(
         {**config, "start_date": "0999-01-01T00:00:00Z", "end_date": "0999-01-02T00:00:00Z"}
     )

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -111,21 +116,132 @@ def test_killed_backfill_resumes_losing_nothing(emu, transport) -> None:
     assert got == set(expected(emu, start, end))
 
 
+@contextlib.contextmanager
+def sessions_expire_after(emu, counts: tuple[int, ...]) -> Iterator[list[int]]:
+    """Invalidate every ECSS session once the emulator has logged each of ``counts``
+    data requests: event-based, so a loaded machine cannot make it fire twice in a row
+    or not at all (a short session TTL could do both)."""
+    fired: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        pending = sorted(counts)
+        while pending and not stop.is_set():
+            seen = sum(1 for e in list(emu.requests_log) if "operator_call_history" in e["path"])
+            if seen >= pending[0]:
+                emu.ecss.expire_sessions()
+                fired.append(pending.pop(0))
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield fired
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_expired_sessions_are_renewed(emu, transport) -> None:
     start, end = SPRING
-    emu.faults.latency_ms = 25
-    emu.ecss.set(session_ttl_seconds=0.3)  # every session dies 0.3 s after its login
-    run = run_tap(ecss_config(emu, start, end, transport, window_days=0.25))
+    emu.faults.latency_ms = 10  # the sync lasts long enough for both expiries
+    with sessions_expire_after(emu, (3, 9)) as fired:
+        run = run_tap(ecss_config(emu, start, end, transport, window_days=0.25))
+    assert fired == [3, 9]
     assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
-    assert "session expired" in run.stderr
+    assert run.stderr.count("session expired; logging in again") == 2, run.stderr[-2000:]
+    refused = [
+        e
+        for e in emu.requests_log
+        if "operator_call_history" in e["path"] and e["status"] == 403
+    ]
+    assert len(refused) == 2
+
+
+def test_a_session_refused_right_after_a_new_login_is_a_clear_error(emu) -> None:
+    """Renewed once, not forever: every session dies at once, so the retry after the
+    new login is refused again."""
+    emu.ecss.set(session_ttl_seconds=0)
+    run = run_tap(ecss_config(emu, *SPRING, "http"), timeout=60)
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert "refused again right after a new login" in last and "ecss.api_key" in last, last
+    assert run.stderr.count("logging in again") == 1
+
+
+def _retry_gaps(emu, status: int) -> list[float]:
+    """Seconds from each refused data request to the next one (ECSS is sequential, so
+    the next one is its retry)."""
+    log = [e for e in emu.requests_log if "operator_call_history" in e["path"]]
+    return [
+        after["ts"] - entry["ts"]
+        for entry, after in itertools.pairwise(log)
+        if entry["status"] == status
+    ]
+
+
+def test_429_over_http_waits_its_retry_after(emu) -> None:
+    """ECSS requests do not go through the stream-wide pause: only the retry's own wait
+    can honour Retry-After here."""
+    emu.faults.set(path_contains="operator_call_history", rate_limit_next=2, retry_after_seconds=1)
+    start, end = SPRING
+    run = run_tap(ecss_config(emu, start, end, "http"))  # backoff_factor 0.05 s on its own
+    assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
+    gaps = _retry_gaps(emu, 429)
+    assert len(gaps) == 2, gaps
+    assert min(gaps) >= 0.95, f"Retry-After: 1 not honoured: retried after {gaps}"
+
+
+def test_429_over_the_websocket_backs_off_exponentially(emu) -> None:
+    """A websocket status-429 frame carries no Retry-After: the retries wait the
+    exponential backoff (0.4 s, 0.8 s, then capped at backoff_max_wait 1 s), not nothing."""
+    emu.faults.set(path_contains="operator_call_history", rate_limit_next=3)
+    start, end = SPRING
+    run = run_tap(ecss_config(emu, start, end, "websocket", backoff_factor=0.4, max_tries=6))
+    assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
+    gaps = _retry_gaps(emu, 429)
+    assert len(gaps) == 3, gaps
+    for attempt, gap in enumerate(gaps):
+        want = min(0.4 * 2**attempt, FAST_HTTP["backoff_max_wait"])
+        assert gap >= want * 0.95, f"retry {attempt + 1} after {gap:.2f} s: {gaps}"
+
+
+@contextlib.contextmanager
+def loop_guard(emu, after_requests: int) -> Iterator[None]:
+    """Once the emulator has logged ``after_requests`` data requests, answer every
+    further one with 503: a tap that loops then fails in seconds instead of running
+    into the test's timeout."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            seen = sum(1 for e in list(emu.requests_log) if "operator_call_history" in e["path"])
+            if seen >= after_requests:
+                emu.faults.set(unavailable_next=-1)
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_repeated_tag_is_an_error_not_a_loop(emu, transport) -> None:
-    emu.ecss.set(repeat_tag=True)
-    run = run_tap(ecss_config(emu, *SPRING, transport), timeout=60)
-    assert run.returncode == 1
+    """The server answers tags A, B, then A again: a tag it already sent in this window,
+    though not the previous one (which the SDK's own check would catch)."""
+    emu.ecss.set(repeat_tag="aba")  # the cycle goes on (B, A, B, ...) for a client that loops
+    with loop_guard(emu, after_requests=30):  # a looping tap then meets 503s and gives up
+        run = run_tap(ecss_config(emu, *SPRING, transport), timeout=60)
+    assert run.returncode == 1, run.stderr[-2000:]
+    # the first page (tag A), the page for A (tag B), the page for B (tag A again): stop
+    pages = [e for e in emu.requests_log if "operator_call_history" in e["path"]]
+    assert len(pages) == 3, f"{len(pages)} pages: not stopped at the third (A, B, A)"
     last = run.stderr.strip().splitlines()[-1]
     assert "ecss / ecss_operator_call_history" in last and "tag" in last and "already" in last
     assert "Traceback" not in run.stderr

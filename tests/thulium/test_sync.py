@@ -186,3 +186,20 @@ def test_state_is_emitted_after_each_window(thulium_emulator) -> None:
             and seen_state_for
         ):
             assert message["record"]["date"] >= seen_state_for
+
+
+@pytest.mark.parametrize("concurrency", [1, 8], ids=["sequential", "parallel-pages"])
+def test_a_server_that_clamps_limit_loses_nothing(thulium_emulator, concurrency) -> None:
+    """The tap asks for 100 records a page; this server gives at most 30. Offsets must
+    advance by the records received (30), and the parallel pages must be planned with
+    the first page's size, not re-read in order as if the result had changed."""
+    emu = thulium_emulator
+    emu.thulium.max_limit = 30
+    start, end = SPRING
+    run = run_tap(thulium_config(emu, start, end, window_days=1, max_concurrency=concurrency))
+    assert_complete_and_correct(emu, run, start, end)
+    requests = [e for e in emu.requests_log if e["path"].endswith("/connections")]
+    assert requests and all(e["query"]["limit"] == "100" for e in requests)
+    expected = expected_keys(emu, "connections", start, end, "date")
+    assert len(requests) >= len(expected) / 30, "the server did not clamp: the test is void"
+    assert "reading the window again in order" not in run.stderr

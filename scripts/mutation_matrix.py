@@ -1,0 +1,708 @@
+"""Mutation matrix: break one promised behaviour at a time and check a test notices.
+
+The fault matrix (``scripts/fault_matrix.py``) asks "does the tap survive a hostile
+server?"; this one asks the converse about the tests: "would the suite notice if the tap
+stopped keeping a promise?". Each row is a one-line break of a behaviour the README or
+the contract promises (``Mutation``: the file, the exact text to replace, which must
+occur exactly once, the replacement, and the tests that should notice). For each row the
+script copies the repository to a scratch directory (without ``.venv*``, ``.git``,
+``output``, ``.meltano`` and caches), applies the break there, and runs
+``python -m pytest -x -q <tests>`` in that copy, with the copy first on ``PYTHONPATH``
+and as the working directory, so the tap's subprocesses (``python -m tap_callcenter.tap``)
+and the in-process emulator import the broken copy, never the installed package (checked
+before each run).
+
+A row is **caught** when one of its tests fails; it **survived** when they all pass (a
+blind spot: the run fails), it is **stale** when its ``old`` text no longer occurs
+exactly once (the code moved on: update the row), and **invalid** when the break does not
+even import or collect (a broken row, not a caught one).
+
+Usage (from the repository root, in the project's virtualenv)::
+
+    python scripts/mutation_matrix.py                 # every row, markdown table
+    python scripts/mutation_matrix.py --list          # rows and their tests, no run
+    python scripts/mutation_matrix.py --rows retry-after-per-request,fold-rule
+    python scripts/mutation_matrix.py --write         # also docs/mutation-matrix.md
+    python scripts/mutation_matrix.py --check         # only: is every row applicable?
+
+Adding a row: append a ``Mutation`` to ``MUTATIONS`` (keep ``old`` short but unique,
+and list only the test files or test ids that should notice, so a row takes seconds),
+run it with ``--rows <key>``, and move its entry out of ``PENDING`` if it was there.
+``tests/test_mutation_matrix.py`` runs the whole matrix in CI (marker ``mutation``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "mutation-matrix.md"
+
+#: Never copied into a scratch tree: environments, VCS, outputs and caches.
+EXCLUDED = frozenset(
+    {
+        ".git",
+        "output",
+        ".meltano",
+        "__pycache__",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        "build",
+        "dist",
+    }
+)
+#: Longest a row's pytest may run before the row is reported as timed out.
+ROW_TIMEOUT = 900.0
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One break: replace ``old`` (exactly once in ``path``) by ``new``; ``tests``
+    (pytest files or node ids, relative to the root) must then fail."""
+
+    key: str
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------- rows
+
+MUTATIONS: tuple[Mutation, ...] = (
+    # -- Paging
+    Mutation(
+        "conpeek-short-page",
+        "Conpeek: a short page is confirmed by one more request (a server may cap limit)",
+        "tap_callcenter/pagination.py",
+        "        return self._received(response) > 0\n",
+        "        return self._received(response) in (100, 500)\n",
+        (
+            "tests/conpeek/test_sync.py::"
+            "test_server_that_caps_limit_below_the_request_loses_nothing",
+        ),
+    ),
+    Mutation(
+        "offset-advance",
+        "Thulium: the offset advances by the records received (the server may clamp limit)",
+        "tap_callcenter/pagination.py",
+        "        return self.current_value + self._received(response)\n\n\n"
+        "class ShortPagePaginator",
+        "        return self.current_value + 100\n\n\nclass ShortPagePaginator",
+        ("tests/thulium/test_sync.py::test_a_server_that_clamps_limit_loses_nothing",),
+    ),
+    Mutation(
+        "offset-advance-parallel",
+        "Thulium: parallel pages are planned with the size of the first page received",
+        "tap_callcenter/thulium.py",
+        "        step = len(records)\n",
+        "        step = PAGE_SIZE\n",
+        ("tests/thulium/test_sync.py::test_a_server_that_clamps_limit_loses_nothing",),
+    ),
+    Mutation(
+        "parallel-page-consistency",
+        "Thulium: parallel pages are trusted only while the total and page sizes hold",
+        "tap_callcenter/thulium.py",
+        "                if page_total != total or len(page) != min(step, total - at):\n",
+        "                if False:\n",
+        (
+            "tests/thulium/test_faults.py::"
+            "test_records_inserted_while_paging_are_not_duplicated",
+        ),
+    ),
+    Mutation(
+        "repeated-tag-memory",
+        "ECSS: a paging tag already sent in the window (A, B, A) is an error, not a loop",
+        "tap_callcenter/pagination.py",
+        "        self._seen.add(tag)\n",
+        "        self._seen = {tag}\n",
+        (
+            "tests/ecss/test_sync.py::test_repeated_tag_is_an_error_not_a_loop",
+            "tests/test_fault_matrix.py::test_cell_loses_nothing_and_fails_only_when_it_should"
+            "[ecss_operator_call_history (http)-repeat-tag]",
+        ),
+    ),
+    # -- The window engine: windows, bookmarks, STATE
+    Mutation(
+        "state-per-window",
+        "The bookmark is the end of the last completed window, with a STATE after each",
+        "tap_callcenter/client.py",
+        "        new_value = window.end\n",
+        "        new_value = self.settings.end_date\n",
+        ("tests/thulium/test_sync.py::test_state_is_emitted_after_each_window",),
+    ),
+    Mutation(
+        "lookback",
+        "An incremental run restarts lookback_minutes before the bookmark",
+        "tap_callcenter/client.py",
+        "            start = max(start, bookmark - settings.lookback)\n",
+        "            start = max(start, bookmark)\n",
+        ("tests/thulium/test_sync.py::test_incremental_run_picks_up_new_and_late_records",),
+    ),
+    Mutation(
+        "start-date-bound",
+        "A stream without state starts at start_date (fault matrix: records outside the range)",
+        "tap_callcenter/client.py",
+        "        start = settings.start_date\n",
+        "        start = settings.start_date - settings.window\n",
+        (
+            "tests/test_fault_matrix.py::test_cell_loses_nothing_and_fails_only_when_it_should"
+            "[conpeek_cdr_dialog-dst]",
+        ),
+    ),
+    Mutation(
+        "window-range-filter",
+        "Only records inside the window are kept (inclusive API bounds return neighbours)",
+        "tap_callcenter/client.py",
+        "            elif not lower <= value < upper:",
+        "            elif False:",
+        ("tests/thulium/test_sync.py::test_full_sync_is_complete_without_duplicates_in_utc",),
+    ),
+    Mutation(
+        "window-dedupe",
+        "A primary key is emitted once per window (pages shift under live inserts)",
+        "tap_callcenter/client.py",
+        "            if key in seen:\n",
+        "            if False:\n",
+        (
+            "tests/thulium/test_faults.py::"
+            "test_records_inserted_while_paging_are_not_duplicated",
+        ),
+    ),
+    Mutation(
+        "bounded-buffers",
+        "Prefetch buffers are bounded (4 chunks of 200 records per window worker)",
+        "tap_callcenter/concurrency.py",
+        "QUEUE_CHUNKS = 4\n",
+        "QUEUE_CHUNKS = 400\n",
+        ("tests/test_concurrency.py::test_workers_do_not_run_ahead_unbounded",),
+    ),
+    # -- Time zones
+    Mutation(
+        "fold-rule",
+        "A repeated autumn wall time takes its first occurrence",
+        "tap_callcenter/timeconv.py",
+        "return wall.replace(tzinfo=self.zone, fold=0).astimezone(UTC)",
+        "return wall.replace(tzinfo=self.zone, fold=1).astimezone(UTC)",
+        ("tests/test_timeconv.py::test_every_instant_round_trips_except_the_repeated_hour",),
+    ),
+    Mutation(
+        "wall-bounds",
+        "A window ending in the repeated autumn hour asks for the whole hour (wall bounds)",
+        "tap_callcenter/timeconv.py",
+        "        hi = self._first_wall_at_or_after(end, resolution) - resolution\n",
+        "        hi = self.to_wall(end) - resolution\n",
+        ("tests/thulium/test_sync.py::test_full_sync_is_complete_without_duplicates_in_utc",),
+    ),
+    # -- Retries and sessions
+    Mutation(
+        "retry-after-per-request",
+        "A retry waits the Retry-After its own refusal carried (429 and 5xx)",
+        "tap_callcenter/client.py",
+        "            if server_wait is not None:\n",
+        "            if False:\n",
+        (
+            "tests/ecss/test_sync.py::test_429_over_http_waits_its_retry_after",
+            "tests/test_retries.py",
+        ),
+    ),
+    Mutation(
+        "stream-wide-pause",
+        "A 429 with Retry-After pauses every request of the stream",
+        "tap_callcenter/client.py",
+        "        if response.status_code == 429 and seconds:\n",
+        "        if False:\n",
+        ("tests/thulium/test_faults.py::test_a_429_pauses_every_request_of_the_stream",),
+    ),
+    Mutation(
+        "exponential-backoff",
+        "Retries without Retry-After back off exponentially (backoff_factor x 2^n)",
+        "tap_callcenter/client.py",
+        "            wait = min(factor * 2**attempt, cap)\n",
+        "            wait = 0.0\n",
+        ("tests/ecss/test_sync.py::test_429_over_the_websocket_backs_off_exponentially",),
+    ),
+    Mutation(
+        "ecss-session-renewal",
+        "ECSS: a session refused with 403 is renewed by logging in again",
+        "tap_callcenter/ecss/transport.py",
+        'self.stream.logger.info("%s: session expired; logging in again", self.stream.name)',
+        'raise SessionRefused("no renewal")',
+        ("tests/ecss/test_sync.py::test_expired_sessions_are_renewed",),
+    ),
+    Mutation(
+        "ecss-session-renewed-once",
+        "ECSS: a session refused again right after a new login is a clear error",
+        "tap_callcenter/ecss/transport.py",
+        "            except SessionRefused as exc:\n",
+        "            except SessionRefused as exc:\n                return self.fetch(filters)\n",
+        (
+            "tests/ecss/test_sync.py::"
+            "test_a_session_refused_right_after_a_new_login_is_a_clear_error",
+        ),
+    ),
+    # -- Secrets
+    Mutation(
+        "redaction",
+        "Secrets are redacted from every log line and error (redaction switched off)",
+        "tap_callcenter/errors.py",
+        "        if self._pattern is None:\n            return text\n",
+        "        if True:\n            return text\n",
+        ("tests/test_redaction.py::test_a_server_echoing_the_credentials_leaks_nothing",),
+    ),
+    Mutation(
+        "redaction-basic-auth",
+        "A secret is redacted as the base64 user:password of HTTP basic auth",
+        "tap_callcenter/errors.py",
+        'found.add(_basic_auth_token(config["username"], config["password"]))',
+        "pass",
+        ("tests/test_redaction.py::test_a_server_echoing_the_credentials_leaks_nothing",),
+    ),
+    Mutation(
+        "redaction-url-encoded",
+        "A secret is redacted URL-encoded (the ECSS login form)",
+        "tap_callcenter/errors.py",
+        'url_encoded = {quote_plus(text), quote(text, safe=""), quote(text)}',
+        "url_encoded: set[str] = set()",
+        ("tests/test_redaction.py::test_a_server_echoing_the_credentials_leaks_nothing",),
+    ),
+    Mutation(
+        "redaction-json-escaped",
+        "A secret is redacted JSON-escaped (a body or websocket frame quoting it)",
+        "tap_callcenter/errors.py",
+        "json_escaped = {json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}",
+        "json_escaped: set[str] = set()",
+        ("tests/test_redaction.py::test_a_websocket_error_echoing_the_key_leaks_nothing",),
+    ),
+    Mutation(
+        "redaction-any-type",
+        "A secret setting's value is never printed in a config error, whatever its type",
+        "tap_callcenter/errors.py",
+        "    if value is None:\n        return []\n",
+        "    if not isinstance(value, str):\n        return []\n",
+        ("tests/test_redaction.py::test_a_secret_setting_of_the_wrong_type_is_named_not_printed",),
+    ),
+    # -- Records and schemas
+    Mutation(
+        "ecss-schema",
+        "ECSS records validate against their schema (call_ref declared integer)",
+        "tap_callcenter/schemas/ecss_operator_call_history.json",
+        '"call_ref": {\n      "type": "string",',
+        '"call_ref": {\n      "type": "integer",',
+        ("tests/test_core.py",),
+    ),
+    Mutation(
+        "conpeek-schema",
+        "Conpeek records validate against their schema (summary tries declared string)",
+        "tap_callcenter/schemas/conpeek_voice_campaign_request_summary.json",
+        '"tries": {\n      "type": [\n        "integer",',
+        '"tries": {\n      "type": [\n        "string",',
+        ("tests/test_core.py",),
+    ),
+    Mutation(
+        "undeclared-fields-kept",
+        "Fields the API sends that the schema does not declare are kept",
+        "tap_callcenter/client.py",
+        "        return record\n\n\ndef _described",
+        '        return {k: v for k, v in record.items() if k in self.schema["properties"]}'
+        "\n\n\ndef _described",
+        ("tests/test_core.py",),
+    ),
+    # -- Settings
+    Mutation(
+        "closures-switch",
+        "Conpeek: sync_closures false means no closure pass",
+        "tap_callcenter/conpeek.py",
+        'if not self.provider_config.get("sync_closures", True) or not created_windows:',
+        "if not created_windows:",
+        ("tests/conpeek/test_sync.py::test_closures_can_be_switched_off",),
+    ),
+    Mutation(
+        "numbers-as-strings",
+        "Numbers given as strings keep their value (window_days '0.25' is 6 h)",
+        "tap_callcenter/settings.py",
+        'config[key] = int(number) if number.is_integer() and "integer" in types else number',
+        "config[key] = int(number)",
+        ("tests/test_config.py::test_numbers_given_as_strings_keep_their_value",),
+    ),
+)
+
+#: Promised behaviours whose rows are still to come (owner's work not landed yet):
+#: (behaviour, where the row will come from).
+PENDING: tuple[tuple[str, str], ...] = (
+    ("end_date clamp: windows end at the earlier of end_date and the sync start", "lifecycle"),
+    ("bookmark over start_date: a bookmark wins, however old", "lifecycle"),
+    ("closures range: the closure pass covers exactly the summaries it promises", "lifecycle"),
+    ("SIGTERM: stop within seconds, the last STATE safe to resume from, exit 143", "lifecycle"),
+    ("size cap: an oversized body is refused, not read into memory", "hostile"),
+    ("redirect refusal: a redirect, which could carry credentials away, is refused", "hostile"),
+)
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+@dataclass
+class RowResult:
+    """What happened to one row."""
+
+    key: str
+    name: str
+    tests: tuple[str, ...]
+    #: caught, survived, stale, invalid or timeout
+    status: str
+    caught_by: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "caught"
+
+
+def _ignore(directory: str, names: list[str]) -> set[str]:
+    return {
+        name
+        for name in names
+        if name in EXCLUDED or name.startswith(".venv") or name.endswith(".egg-info")
+    }
+
+
+def scratch_copy(destination: Path, root: Path = ROOT) -> Path:
+    """The repository's files (no environments, VCS, outputs or caches) under ``destination``."""
+    target = destination / "repo"
+    shutil.copytree(root, target, ignore=_ignore)
+    return target
+
+
+def occurrences(mutation: Mutation, root: Path = ROOT) -> int:
+    """How often the row's ``old`` text occurs in its file (1 = applicable)."""
+    path = root / mutation.path
+    return path.read_text(encoding="utf-8").count(mutation.old) if path.is_file() else 0
+
+
+def apply(mutation: Mutation, tree: Path) -> None:
+    """Write the break into the scratch tree (``old`` must occur exactly once)."""
+    path = tree / mutation.path
+    text = path.read_text(encoding="utf-8")
+    if text.count(mutation.old) != 1:
+        msg = f"{mutation.path}: the text to replace occurs {text.count(mutation.old)} times"
+        raise ValueError(msg)
+    path.write_text(text.replace(mutation.old, mutation.new), encoding="utf-8")
+
+
+def scratch_env(tree: Path) -> dict[str, str]:
+    """The environment of every process in a scratch run: the copy first on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(tree), *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("PYTEST_CURRENT_TEST", None)
+    return env
+
+
+def imports_from(tree: Path) -> str | None:
+    """None when ``tap_callcenter`` and ``emulator`` resolve inside ``tree`` (as the
+    tap's subprocesses will import them), else what they resolve to."""
+    probe = "import emulator, tap_callcenter; print(tap_callcenter.__file__, emulator.__file__)"
+    proc = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tree,
+        env=scratch_env(tree),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    files = proc.stdout.split()
+    if proc.returncode != 0 or len(files) != 2:
+        return f"import failed: {proc.stderr.strip()[-300:]}"
+    outside = [f for f in files if not Path(f).resolve().is_relative_to(tree.resolve())]
+    return f"imports {outside} instead of the scratch copy" if outside else None
+
+
+#: A failed test in pytest's short summary: ``FAILED <node id> - <message>``.
+_FAILED = re.compile(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", re.MULTILINE)
+
+
+def run_row(mutation: Mutation, root: Path = ROOT) -> RowResult:
+    """Copy, break, run the row's tests; the verdict."""
+    started = time.monotonic()
+    result = RowResult(mutation.key, mutation.name, mutation.tests, "stale")
+    count = occurrences(mutation, root)
+    if count != 1:
+        result.detail = f"{mutation.path}: the text to replace occurs {count} times (expected 1)"
+        return result
+    with tempfile.TemporaryDirectory(prefix="mutation-") as tmp:
+        tree = scratch_copy(Path(tmp), root)
+        apply(mutation, tree)
+        wrong_import = imports_from(tree)
+        if wrong_import is not None:
+            result.status, result.detail = "invalid", wrong_import
+            result.seconds = round(time.monotonic() - started, 1)
+            return result
+        command = [
+            sys.executable,
+            *("-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-rfE"),
+            *mutation.tests,
+        ]
+        returncode, output = _run_tests(command, tree)
+    failed = list(dict.fromkeys(_FAILED.findall(output)))
+    if returncode is None:  # timed out: caught only if a test had already failed
+        result.status = "caught" if failed else "timeout"
+        result.caught_by = failed
+        result.detail = f"the tests were killed after {ROW_TIMEOUT:.0f} s"
+    elif returncode == 0:
+        result.status = "survived"
+        result.detail = output.strip().splitlines()[-1] if output.strip() else ""
+    elif returncode == 1 and failed:
+        result.status, result.caught_by = "caught", failed
+    else:  # 2: interrupted / collection error, 3: internal, 4: usage, 5: no tests
+        result.status = "invalid"
+        result.caught_by = failed
+        result.detail = f"pytest exit {returncode}: " + " ".join(output.split())[-400:]
+    result.seconds = round(time.monotonic() - started, 1)
+    return result
+
+
+def _run_tests(command: list[str], tree: Path) -> tuple[int | None, str]:
+    """Run pytest in the scratch tree: (exit code or None if it timed out, output).
+
+    In its own process group, so a timeout also ends the tap and emulator processes the
+    tests started (nothing outlives its row)."""
+    proc = subprocess.Popen(
+        command,
+        cwd=tree,
+        env=scratch_env(tree),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=ROW_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        return None, output or ""
+    return proc.returncode, output or ""
+
+
+def baseline(rows: Sequence[Mutation], root: Path = ROOT) -> RowResult:
+    """Every test the rows name, on an unbroken scratch copy: they must all pass, or a
+    "caught" row would prove nothing (a test that always fails catches everything)."""
+    started = time.monotonic()
+    tests = tuple(dict.fromkeys(t for m in rows for t in m.tests))
+    result = RowResult("baseline", "(no break: every row's tests must pass)", tests, "passed")
+    with tempfile.TemporaryDirectory(prefix="mutation-baseline-") as tmp:
+        tree = scratch_copy(Path(tmp), root)
+        wrong_import = imports_from(tree)
+        if wrong_import is not None:
+            result.status, result.detail = "invalid", wrong_import
+            return result
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE", *tests]
+        returncode, output = _run_tests(command, tree)
+    if returncode != 0:
+        result.status = "failed"
+        result.caught_by = list(dict.fromkeys(_FAILED.findall(output)))
+        result.detail = f"pytest exit {returncode}: " + " ".join(output.split())[-400:]
+    result.seconds = round(time.monotonic() - started, 1)
+    return result
+
+
+def select(keys: Sequence[str] | None) -> list[Mutation]:
+    """The rows named by ``keys`` (all when None); unknown keys are an error."""
+    if not keys:
+        return list(MUTATIONS)
+    known = {m.key: m for m in MUTATIONS}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        msg = f"unknown row(s) {unknown}; known: {', '.join(known)}"
+        raise ValueError(msg)
+    return [known[k] for k in keys]
+
+
+def run_matrix(
+    keys: Sequence[str] | None = None,
+    *,
+    workers: int = 1,
+    progress: Callable[[RowResult], None] | None = None,
+    root: Path = ROOT,
+) -> list[RowResult]:
+    """Every chosen row, ``workers`` at a time (each in its own scratch copy), in order."""
+    rows = select(keys)
+
+    def work(mutation: Mutation) -> RowResult:
+        result = run_row(mutation, root)
+        if progress is not None:
+            progress(result)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return list(pool.map(work, rows))
+
+
+# ---------------------------------------------------------------------------- output
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _short_test(node: str) -> str:
+    """``tests/x/test_y.py::test_z[a]`` -> ``x/test_y.py::test_z[a]``, for the table."""
+    return node.removeprefix("tests/")
+
+
+def markdown(results: Sequence[RowResult]) -> str:
+    """The table: break, tests run, caught by, seconds."""
+    lines = ["| break | tests run | caught by | seconds |", "|---|---|---|---:|"]
+    for r in results:
+        tests = "<br>".join(f"`{_short_test(t)}`" for t in r.tests)
+        if r.status == "caught":
+            verdict = "<br>".join(f"`{_short_test(t)}`" for t in r.caught_by)
+        else:
+            verdict = f"**{r.status.upper()}** {r.detail}".strip()
+        lines.append(f"| {_cell(r.name)} | {tests} | {_cell(verdict)} | {r.seconds:.0f} |")
+    return "\n".join(lines)
+
+
+def problems(results: Sequence[RowResult]) -> list[str]:
+    """Rows that make the run fail: survived, stale, invalid or timed out."""
+    return [f"{r.key}: {r.status} {r.detail}".strip() for r in results if not r.ok]
+
+
+DOC_HEADER = """\
+# Mutation matrix
+
+Generated by `python scripts/mutation_matrix.py --write`; do not edit the table by hand.
+
+The fault matrix (`scripts/fault_matrix.py`) shows the tap survives hostile servers; this
+one shows the tests would notice if the tap stopped keeping a promise. Each row breaks
+one promised behaviour with a one-line change, in a scratch copy of the repository (the
+copy is what the tests, the emulator and the tap's subprocesses import), runs only the
+tests that should notice (`pytest -x`), and records the first test that failed. Before
+the rows, the same tests run unbroken and must pass, so "caught" means something.
+
+- **caught**: a test failed; the row is fine.
+- **survived**: every test passed with the behaviour broken: a blind spot. The run fails.
+- **stale**: the text the row replaces no longer occurs exactly once (the code moved
+  on): update the row. The run fails.
+- **invalid**: the break does not import or collect: fix the row. The run fails.
+
+CI runs the whole matrix in `tests/test_mutation_matrix.py` (marker `mutation`,
+deselect with `-m "not mutation"`; the check that every row still applies runs always).
+
+## Adding a row
+
+Append a `Mutation(key, name, path, old, new, tests)` to `MUTATIONS` in
+`scripts/mutation_matrix.py`: `old` is the exact text to break (it must occur exactly
+once in `path`; add a line of context if it does not), `new` its broken version, and
+`tests` the test files or test ids that should notice (only those: a row should take
+seconds). Check it with `python scripts/mutation_matrix.py --rows <key>`, watch the row
+be caught, and regenerate this page with `--write`.
+
+## The rows
+
+"""
+
+
+def document(results: Sequence[RowResult], seconds: float, workers: int) -> str:
+    """``docs/mutation-matrix.md``: the explanation, the table, and the rows to come."""
+    caught = sum(r.ok for r in results)
+    parts = [
+        DOC_HEADER + markdown(results),
+        "",
+        f"{caught} of {len(results)} rows caught. The whole run, baseline included, took "
+        f"{seconds:.0f} s ({workers} row(s) at a time, on a 2-core machine shared with "
+        "other work); the seconds column is each row's own time.",
+    ]
+    if PENDING:
+        parts += [
+            "",
+            "## Rows still to come",
+            "",
+            "Promised behaviours whose rows land with the work that implements or reworks "
+            "them (the owners add the row when their change is in):",
+            "",
+            *(f"- {behaviour} ({source} work)" for behaviour, source in PENDING),
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--rows", help="comma-separated row keys (default: all)")
+    parser.add_argument("--workers", type=int, default=1, help="rows run in parallel")
+    parser.add_argument("--list", action="store_true", help="list the rows and exit")
+    parser.add_argument(
+        "--check", action="store_true", help="only check every row applies (no test run)"
+    )
+    parser.add_argument("--write", action="store_true", help=f"also write {DOC.relative_to(ROOT)}")
+    parser.add_argument("--json", metavar="FILE", help="also write every row's result here")
+    parser.add_argument("--quiet", action="store_true", help="no per-row progress on stderr")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="first run every row's tests unbroken (they must pass; default with --write)",
+    )
+    args = parser.parse_args(argv)
+    rows = select(args.rows.split(",") if args.rows else None)
+    if args.list or args.check:
+        stale = [m for m in rows if occurrences(m) != 1]
+        for m in rows:
+            mark = "STALE " if m in stale else ""
+            print(f"{mark}{m.key}: {m.name} [{m.path}] -> {' '.join(m.tests)}")
+        return 1 if args.check and stale else 0
+
+    def progress(result: RowResult) -> None:
+        if not args.quiet:
+            verdict = ", ".join(result.caught_by) if result.ok else result.detail
+            print(
+                f"  {result.seconds:6.1f} s  {result.key}: {result.status} {verdict}",
+                file=sys.stderr,
+            )
+
+    started = time.monotonic()
+    if args.baseline or args.write:
+        base = baseline(rows)
+        if not args.quiet:
+            print(f"  {base.seconds:6.1f} s  baseline: {base.status}", file=sys.stderr)
+        if base.status != "passed":
+            print(f"baseline {base.status}: {', '.join(base.caught_by)} {base.detail}")
+            return 1
+    results = run_matrix([m.key for m in rows], workers=args.workers, progress=progress)
+    seconds = time.monotonic() - started
+    print(markdown(results))
+    found = problems(results)
+    print(f"\n{len(results)} rows in {seconds:.0f} s; problems: {len(found)}")
+    for problem in found:
+        print(f"- {problem}")
+    if args.write:
+        DOC.parent.mkdir(exist_ok=True)
+        DOC.write_text(document(results, seconds, args.workers), encoding="utf-8")
+    if args.json:
+        data = {"seconds": round(seconds, 1), "rows": [asdict(r) for r in results]}
+        Path(args.json).write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
