@@ -49,7 +49,7 @@ class SyncSettings:
         return cls(
             now=now,
             start_date=parse_utc(start) if start else now - dt.timedelta(days=DEFAULT_START_DAYS),
-            end_date=parse_utc(end) if end else now,
+            end_date=min(parse_utc(end), now) if end else now,
             lookback=dt.timedelta(minutes=_number(config, "lookback_minutes", 60)),
             window=dt.timedelta(days=_number(config, "window_days", 1)),
             request_timeout=_number(config, "request_timeout", 60),
