@@ -232,7 +232,7 @@ class PipelineLife(RuleBasedStateMachine):
         elif start == "fraction":
             # half a second after a midnight: with whole-day windows every window ends
             # just after the midnight records the emulator keeps (a whole-second bound)
-            midnight = (now - dt.timedelta(days=3)).replace(hour=0, minute=0, second=0)
+            midnight = (now - dt.timedelta(days=12)).replace(hour=0, minute=0, second=0)
             self.settings.start_date = midnight.strftime("%Y-%m-%dT%H:%M:%S.500Z")
         else:
             self.settings.start_date = None
@@ -528,6 +528,86 @@ class RunPlan:
     catalog: dict | None
     env: dict[str, str]
     state_in: dict
+
+
+#: Lives every CI run plays step by step, besides the random ones: each puts one rule of
+#: the README's "A pipeline's life" under load, so breaking that rule fails here for sure.
+SCENARIOS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
+    "end_date_in_the_future": (
+        "2024-10-25T20:00:00Z",
+        [
+            ("run", {}),
+            ("change_settings", {"start": None, "end": "future", "lookback": 60,
+                                 "window_days": 1, "concurrency": 4, "transport": "http"}),
+            ("scheduled_runs", {"count": 3, "minutes": 50}),
+        ],
+    ),
+    "paused_longer_than_start_date_reaches": (
+        "2024-06-10T09:30:00Z",
+        [
+            ("run", {}),
+            ("pause_then_resume", {"days": 20, "stream": None, "start": "days"}),
+            ("pause_then_resume", {"days": 40, "stream": None, "start": None}),
+        ],
+    ),
+    "full_table_after_a_gap": (
+        "2024-06-10T09:30:00Z",
+        [
+            ("run", {}),
+            ("pause_then_resume", {"days": 20, "stream": "ecss_operator_call_history",
+                                   "start": "days"}),
+            ("pause_then_resume", {"days": 3, "stream": "thulium_connections", "start": "days"}),
+            ("scheduled_runs", {"count": 2, "minutes": 30}),
+        ],
+    ),
+    "every_twenty_minutes_through_the_repeated_hour": (
+        "2024-10-27T00:00:00Z",
+        [("run", {}), ("scheduled_runs", {"count": 5, "minutes": 20}),
+         ("scheduled_runs", {"count": 3, "minutes": 30})],
+    ),
+    "through_the_spring_jump": (
+        "2024-03-31T00:20:00Z",
+        [("run", {}), ("scheduled_runs", {"count": 4, "minutes": 25})],
+    ),
+    "fractional_start_on_midnights": (
+        "2024-06-10T09:30:00Z",
+        [
+            ("change_settings", {"start": "fraction", "end": None, "lookback": 90,
+                                 "window_days": 1, "concurrency": 1, "transport": "websocket"}),
+            ("run", {}),
+            ("scheduled_runs", {"count": 2, "minutes": 45}),
+        ],
+    ),
+    "killed_and_terminated_mid_run": (
+        "2024-10-25T20:00:00Z",
+        [
+            ("run_and_kill", {"after": 4, "sig": signal.SIGKILL}),
+            ("run_and_kill", {"after": 6, "sig": signal.SIGTERM}),
+            ("advance_clock", {"minutes": 40}),
+            ("run_and_kill", {"after": 9, "sig": signal.SIGKILL}),
+            ("run", {}),
+            ("advance_clock", {"minutes": 3000}),
+            ("run_and_kill", {"after": 3, "sig": signal.SIGTERM}),
+            ("run", {}),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_scenario(scenario: str) -> None:
+    """One life, step by step, with every invariant checked after each step."""
+    start, steps = SCENARIOS[scenario]
+    life = PipelineLife()
+    try:
+        life.start_emulator(start=start, seed=7)
+        for step, arguments in steps:
+            getattr(life, step)(**arguments)
+            life.every_visible_record_was_emitted()
+            life.every_visible_closure_was_emitted_closed()
+        assert FIGURES.runs
+    finally:
+        life.teardown()
 
 
 #: CI: a few derandomized examples; the soak raises these.
