@@ -121,10 +121,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tap_callcenter/thulium.py",
         "                if page_total != total or len(page) != min(step, total - at):\n",
         "                if False:\n",
-        (
-            "tests/thulium/test_faults.py::"
-            "test_records_inserted_while_paging_are_not_duplicated",
-        ),
+        ("tests/thulium/test_faults.py::test_records_inserted_while_paging_are_not_duplicated",),
     ),
     Mutation(
         "repeated-tag-memory",
@@ -143,24 +140,24 @@ MUTATIONS: tuple[Mutation, ...] = (
         "state-per-window",
         "The bookmark is the end of the last completed window, with a STATE after each",
         "tap_callcenter/client.py",
-        "        new_value = window.end\n",
-        "        new_value = self.settings.end_date\n",
+        "                self.advance_bookmark(window.end if advance else old, bookmark_key)",
+        "                self.advance_bookmark(self.settings.end_date, bookmark_key)",
         ("tests/thulium/test_sync.py::test_state_is_emitted_after_each_window",),
     ),
     Mutation(
         "lookback",
         "An incremental run restarts lookback_minutes before the bookmark",
         "tap_callcenter/client.py",
-        "            start = max(start, bookmark - settings.lookback)\n",
-        "            start = max(start, bookmark)\n",
+        "        start = bookmark - self.settings.lookback\n",
+        "        start = bookmark\n",
         ("tests/thulium/test_sync.py::test_incremental_run_picks_up_new_and_late_records",),
     ),
     Mutation(
         "start-date-bound",
         "A stream without state starts at start_date (fault matrix: records outside the range)",
         "tap_callcenter/client.py",
-        "        start = settings.start_date\n",
-        "        start = settings.start_date - settings.window\n",
+        "            return self.settings.start_date\n",
+        "            return self.settings.start_date - self.settings.window\n",
         (
             "tests/test_fault_matrix.py::test_cell_loses_nothing_and_fails_only_when_it_should"
             "[conpeek_cdr_dialog-dst]",
@@ -180,10 +177,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "tap_callcenter/client.py",
         "            if key in seen:\n",
         "            if False:\n",
-        (
-            "tests/thulium/test_faults.py::"
-            "test_records_inserted_while_paging_are_not_duplicated",
-        ),
+        ("tests/thulium/test_faults.py::test_records_inserted_while_paging_are_not_duplicated",),
     ),
     Mutation(
         "bounded-buffers",
@@ -329,8 +323,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "closures-switch",
         "Conpeek: sync_closures false means no closure pass",
         "tap_callcenter/conpeek.py",
-        'if not self.provider_config.get("sync_closures", True) or not created_windows:',
-        "if not created_windows:",
+        'enabled = bool(self.provider_config.get("sync_closures", True))',
+        "enabled = True",
         ("tests/conpeek/test_sync.py::test_closures_can_be_switched_off",),
     ),
     Mutation(
@@ -341,15 +335,230 @@ MUTATIONS: tuple[Mutation, ...] = (
         "config[key] = int(number)",
         ("tests/test_config.py::test_numbers_given_as_strings_keep_their_value",),
     ),
+    # -- A pipeline's life (lifecycle)
+    Mutation(
+        "end-date-clamp",
+        "Windows end at the earlier of end_date and the sync start",
+        "tap_callcenter/settings.py",
+        "end_date=min(parse_utc(end), now) if end else now",
+        "end_date=parse_utc(end) if end else now",
+        (
+            "tests/test_lifecycle.py::test_end_date_after_now_stops_at_now",
+            "tests/test_pipeline_life.py::test_scenario",
+        ),
+    ),
+    Mutation(
+        "future-bookmark",
+        "A bookmark later than now is not trusted (WARNING, start_date)",
+        "tap_callcenter/client.py",
+        "        if instant > self.settings.now:\n",
+        "        if False:\n",
+        ("tests/test_lifecycle.py::test_a_bookmark_later_than_now_is_not_trusted",),
+    ),
+    Mutation(
+        "bookmark-over-start-date",
+        "A bookmark wins over start_date, however old",
+        "tap_callcenter/client.py",
+        "        return start - self.clock.repeated_shift(start, bookmark)",
+        "        return max(self.settings.start_date, start - self.clock.repeated_shift(start, bookmark))",  # noqa: E501
+        (
+            "tests/test_lifecycle.py::test_a_bookmark_older_than_the_default_start_date_wins",
+            "tests/test_lifecycle.py::test_start_date_applies_only_without_a_bookmark",
+            "tests/test_pipeline_life.py::test_scenario",
+        ),
+    ),
+    Mutation(
+        "repeated-hour-lookback",
+        "The lookback reaches an hour further when it touches a repeated hour",
+        "tap_callcenter/client.py",
+        "        return start - self.clock.repeated_shift(start, bookmark)",
+        "        return start",
+        (
+            "tests/test_lifecycle.py::test_a_late_call_in_the_repeated_hour_is_found_by_the_lookback",
+            "tests/test_pipeline_life.py::test_scenario",
+        ),
+    ),
+    Mutation(
+        "conpeek-subsecond-bounds",
+        "Conpeek: a bound with a fraction of a second is rounded up for lt",
+        "tap_callcenter/conpeek.py",
+        "        end += dt.timedelta(seconds=1)",
+        "        pass",
+        (
+            "tests/test_lifecycle.py::test_fractional_bounds_lose_no_record_stamped_on_a_whole_second",
+        ),
+    ),
+    Mutation(
+        "no-inverted-range",
+        "A window inside the second occurrence sends no request",
+        "tap_callcenter/client.py",
+        "if self.stamps_wall_clock and self.clock.wall_range",
+        "if False and self.clock.wall_range",
+        (
+            "tests/test_lifecycle.py::test_a_window_inside_the_second_occurrence_sends_no_inverted_range",
+        ),
+    ),
+    Mutation(
+        "thulium-missing-count",
+        "Thulium: a missing count is not taken for 0 (page to a short page)",
+        "tap_callcenter/thulium.py",
+        "        if total is None or total < step:",
+        "        total = total or 0\n        if total < 0:",
+        ("tests/thulium/test_odd_servers.py::test_without_count_pages_to_the_first_short_page",),
+    ),
+    Mutation(
+        "countless-short-page",
+        "Thulium without a count: a short page ends paging",
+        "tap_callcenter/pagination.py",
+        "            return received >= self._page_size",
+        "            return True",
+        ("tests/thulium/test_odd_servers.py::test_without_count_pages_to_the_first_short_page",),
+    ),
+    Mutation(
+        "closures-first-run",
+        "Closures: no closures request on a stream's first run",
+        "tap_callcenter/conpeek.py",
+        "        origin = self.bookmark(CLOSURES_BOOKMARK) or self.bookmark()\n",
+        "        origin = self.bookmark(CLOSURES_BOOKMARK) or self.bookmark() or self.settings.start_date\n",  # noqa: E501
+        ("tests/test_lifecycle.py::test_first_run_makes_no_closures_requests",),
+    ),
+    Mutation(
+        "closures-range",
+        "Closures: the bookmark begins at the first run's end (a resumed backfill re-sends nothing older)",  # noqa: E501
+        "tap_callcenter/conpeek.py",
+        "            origin = self.bookmark() or self.settings.end_date\n",
+        "            origin = self.bookmark() or self.settings.start_date\n",
+        ("tests/test_lifecycle.py::test_resumed_backfill_resends_only_closures_since_it_began",),
+    ),
+    Mutation(
+        "closures-floor",
+        "Closures reach summaries created before the default start_date",
+        "tap_callcenter/conpeek.py",
+        "                return created is not None and floor <= created < created_from",
+        "                return created is not None and format_utc(self.settings.start_date) <= created < created_from",  # noqa: E501
+        (
+            "tests/test_lifecycle.py::test_closures_reach_summaries_created_before_the_default_start_date",
+        ),
+    ),
+    Mutation(
+        "full-table",
+        "FULL_TABLE in the catalog reads from start_date",
+        "tap_callcenter/client.py",
+        '            or self.name in getattr(self._tap, "full_table_streams", ())',
+        "",
+        (
+            "tests/test_lifecycle.py::test_full_table_reads_from_start_date_and_ignores_the_bookmark",
+        ),
+    ),
+    Mutation(
+        "full-table-gap",
+        "FULL_TABLE from after the bookmark keeps the bookmark",
+        "tap_callcenter/client.py",
+        "                self.advance_bookmark(window.end if advance else old, bookmark_key)",
+        "                self.advance_bookmark(window.end, bookmark_key)",
+        (
+            "tests/test_lifecycle.py::test_full_table_after_a_gap_keeps_the_bookmark",
+            "tests/test_pipeline_life.py::test_scenario",
+        ),
+    ),
+    Mutation(
+        "no-batch",
+        "BATCH is not advertised",
+        "tap_callcenter/tap.py",
+        "        PluginCapabilities.STRUCTURED_LOGGING,\n    ]",
+        "        PluginCapabilities.STRUCTURED_LOGGING,\n        PluginCapabilities.BATCH,\n    ]",
+        ("tests/test_lifecycle.py::test_batch_is_not_advertised_and_batch_config_is_refused",),
+    ),
+    Mutation(
+        "sigterm-143",
+        "SIGTERM exits 143, not 0",
+        "tap_callcenter/tap.py",
+        "        os._exit(exc.exit_code)",
+        "        os._exit(0)",
+        (
+            "tests/test_lifecycle.py::test_sigterm_stops_quickly_with_143_and_a_state_safe_to_resume",
+            "tests/test_pipeline_life.py::test_scenario",
+        ),
+    ),
+    Mutation(
+        "sigterm-quick",
+        "SIGTERM does not wait for requests to a hanging server",
+        "tap_callcenter/concurrency.py",
+        "        executor.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)\n\n\ndef _put",  # noqa: E501
+        "        executor.shutdown(wait=True, cancel_futures=True)\n\n\ndef _put",
+        (
+            "tests/test_lifecycle.py::test_sigterm_stops_quickly_with_143_and_a_state_safe_to_resume",
+        ),
+    ),
+    Mutation(
+        "state-after-records",
+        "STATE of a window only after its records",
+        "tap_callcenter/client.py",
+        "                yield from self.window_records(scope, records)\n                self.advance_bookmark(window.end if advance else old, bookmark_key)",  # noqa: E501
+        "                self.advance_bookmark(window.end if advance else old, bookmark_key)\n                yield from self.window_records(scope, records)",  # noqa: E501
+        ("tests/test_pipeline_life.py::test_scenario",),
+    ),
+    Mutation(
+        "state-file-checked",
+        "A malformed state file is one clear error",
+        "tap_callcenter/tap.py",
+        "        if state is not None:\n            parsed",
+        "        if False:\n            parsed",
+        ("tests/test_lifecycle.py::test_malformed_state_is_one_clear_error",),
+    ),
+    Mutation(
+        "state-dict-checked",
+        "A malformed state dict is one clear error",
+        "tap_callcenter/tap.py",
+        "        super().load_state(check_state(state))",
+        "        super().load_state(state)",
+        ("tests/test_lifecycle.py::test_a_state_given_as_a_dict_is_checked_too",),
+    ),
+    Mutation(
+        "setting-ranges",
+        "Settings are range-checked",
+        "tap_callcenter/tap.py",
+        "th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES)",
+        "th.IntegerType",
+        ("tests/test_config.py::test_bad_config_is_rejected_clearly",),
+    ),
+    Mutation(
+        "no-key-skipped",
+        "Records without a primary key are skipped with a WARNING",
+        "tap_callcenter/client.py",
+        '            if any(part is None or part == "" for part in key):',
+        "            if False:",
+        ("tests/thulium/test_odd_servers.py::test_odd_records_follow_the_documented_rules",),
+    ),
+    Mutation(
+        "no-replication-key-once",
+        "Records without a replication key are emitted once per run",
+        "tap_callcenter/client.py",
+        "                if key in self._emitted_without_field:",
+        "                if False:",
+        ("tests/thulium/test_odd_servers.py::test_odd_records_follow_the_documented_rules",),
+    ),
+    Mutation(
+        "count-reconciled",
+        "Thulium windows are reconciled with the API count",
+        "tap_callcenter/client.py",
+        "        if total is not None and received < total:",
+        "        if False:",
+        ("tests/thulium/test_odd_servers.py::test_a_window_short_of_the_api_count_is_a_warning",),
+    ),
+    Mutation(
+        "reread-counted",
+        "The report counts re-reads inside the lookback",
+        "tap_callcenter/client.py",
+        "                report.reread += value < scope.reread_before",
+        "                pass",
+        ("tests/test_lifecycle.py::test_completeness_report_counts_what_was_read_again",),
+    ),
 )
 
 #: Promised behaviours whose rows are still to come (owner's work not landed yet):
 #: (behaviour, where the row will come from).
 PENDING: tuple[tuple[str, str], ...] = (
-    ("end_date clamp: windows end at the earlier of end_date and the sync start", "lifecycle"),
-    ("bookmark over start_date: a bookmark wins, however old", "lifecycle"),
-    ("closures range: the closure pass covers exactly the summaries it promises", "lifecycle"),
-    ("SIGTERM: stop within seconds, the last STATE safe to resume from, exit 143", "lifecycle"),
     ("size cap: an oversized body is refused, not read into memory", "hostile"),
     ("redirect refusal: a redirect, which could carry credentials away, is refused", "hostile"),
 )
