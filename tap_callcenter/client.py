@@ -35,7 +35,7 @@ from singer_sdk.streams import RESTStream
 from tap_callcenter import schemas
 from tap_callcenter.coerce import optional_bool, optional_int, optional_str
 from tap_callcenter.concurrency import prefetch_in_order
-from tap_callcenter.errors import CallcenterError, describe_request
+from tap_callcenter.errors import CallcenterError, describe_request, snippet
 from tap_callcenter.pagination import attach_payload, payload_of
 from tap_callcenter.report import CompletenessReport, Progress
 from tap_callcenter.state import BOOKMARK, INSTANT_KEYS
@@ -64,9 +64,9 @@ _SNIPPET = 300
 
 
 def body_snippet(response: requests.Response) -> str:
-    """The start of a body, on one line, for error messages."""
-    text = " ".join((response.text or "").split())
-    return text[:_SNIPPET] + ("…" if len(text) > _SNIPPET else "")
+    """The start of a body, on one line, for error messages (secrets redacted before it
+    is cut, so a secret straddling the cut cannot leak its first part)."""
+    return snippet(response.text or "", _SNIPPET)
 
 
 def retry_after_seconds(response: requests.Response | None) -> float | None:
@@ -483,9 +483,11 @@ class CallcenterStream(RESTStream):
     ) -> requests.Response:
         """The SDK's request, with at most ``max_concurrency`` in flight per stream, and
         none sent while the server has asked the stream to pause (429 Retry-After)."""
-        while (pause := self._paused_until - time.monotonic()) > 0:
-            time.sleep(pause)
         with self._in_flight:
+            # checked once the slot is taken: a request that waited for a slot must not
+            # go out while the server has asked the stream to pause meanwhile
+            while (pause := self._paused_until - time.monotonic()) > 0:
+                time.sleep(pause)
             return super()._request(prepared_request, context)
 
     #: monotonic time before which no request of this stream is sent (Retry-After)

@@ -163,6 +163,13 @@ def install_log_redaction() -> None:
             handler.addFilter(RedactingFilter())
 
 
+def snippet(text: str, limit: int) -> str:
+    """``text`` on one line, secrets redacted, then cut to ``limit`` characters: redacting
+    first means a secret straddling the cut cannot leak its first part."""
+    text = redactor.redact(" ".join(text.split()))
+    return text[:limit] + ("…" if len(text) > limit else "")
+
+
 def describe_request(method: str, url: str) -> str:
     """``GET /api/connections?date_from=…`` — the path and query, never the host's auth."""
     parts = urlsplit(url)

@@ -27,6 +27,7 @@ from tap_callcenter.ecss.xml import (
     read_answer,
     request_bytes,
 )
+from tap_callcenter.errors import snippet
 from tap_callcenter.pagination import attach_payload
 
 if t.TYPE_CHECKING:
@@ -169,9 +170,11 @@ class WebsocketTransport(EcssTransport):
             raise RetriableAPIError(f"malformed websocket frame: {exc}") from None
         if frame.status == 403:
             self.close()
-            raise SessionRefused(f"websocket status 403: {frame.payload[:200]}")
+            raise SessionRefused(f"websocket status 403: {snippet(frame.payload, 200)}")
         if frame.status is not None and (frame.status == 429 or frame.status >= 500):
-            raise RetriableAPIError(f"websocket status {frame.status}: {frame.payload[:200]}")
+            raise RetriableAPIError(
+                f"websocket status {frame.status}: {snippet(frame.payload, 200)}"
+            )
         try:
             root = json_to_element(json.loads(frame.payload))
             page = read_answer(root)
