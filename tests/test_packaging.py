@@ -162,3 +162,17 @@ def test_secrets_and_outputs_are_ignored_by_git(path: str) -> None:
         ["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT, check=False
     )
     assert result.returncode == 0, f"{path} is not ignored by .gitignore"
+
+
+def test_a_fresh_clone_has_the_output_folder_the_loaders_write_to() -> None:
+    """target-duckdb cannot create output/ (meltano.yml writes output/demo.duckdb): the
+    folder is in git, so `meltano run tap-callcenter target-duckdb` works on a fresh clone."""
+    result = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", "output/.gitkeep"],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0, "output/.gitkeep is not tracked by git"
+    project = (ROOT / "meltano.yml").read_text()
+    assert "filepath: $MELTANO_PROJECT_ROOT/output/demo.duckdb" in project
