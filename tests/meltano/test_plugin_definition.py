@@ -176,8 +176,9 @@ def test_meltano_add_from_the_hub_definition_in_a_new_empty_project(tmp_path, th
     editable), then a sync through Meltano."""
     ref = tmp_path / "tap-callcenter.yml"
     text = HUB_FILE.read_text()
-    assert "\npip_url: tap-callcenter\n" in text
-    ref.write_text(text.replace("\npip_url: tap-callcenter\n", f"\npip_url: {ROOT}\n"))
+    placeholder = "\npip_url: git+https://YOUR-GIT-HOST/tap-callcenter.git\n"
+    assert placeholder in text
+    ref.write_text(text.replace(placeholder, f"\npip_url: {ROOT}\n"))
     result = meltano(tmp_path, "init", "project", "--no-usage-stats", env={})
     assert result.returncode == 0, result.stderr[-3000:]
     project = tmp_path / "project"
