@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the simulated clock here (ISO 8601 with Z or an offset): data appears "
         "as it would be delivered by then; default: no clock, all data visible",
     )
+    parser.add_argument(
+        "--loose-types",
+        action="store_true",
+        help="serve loosely typed values on every stream: numbers and ids as strings, "
+        'booleans as 0/1, "" for absent values (ECSS: whole seconds as "45.0")',
+    )
     thulium = parser.add_argument_group("thulium")
     thulium.add_argument("--thulium-connections", type=int, default=5000)
     thulium.add_argument("--thulium-timezone", default="Europe/Warsaw")
@@ -205,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=args.host,
         faults=fault_config,
         now=now,
+        loose_types=args.loose_types,
         thulium=thulium,
         conpeek=conpeek,
         ecss=ecss,

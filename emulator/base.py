@@ -235,6 +235,9 @@ class Provider:
     name: str = ""
     #: Path of the API below the emulator root, e.g. ``/thulium/api``.
     api_path: str = ""
+    #: Serve loosely typed values, as some real servers do (see :func:`loosen`); the
+    #: Emulator's ``loose_types`` sets it, tests may flip it at any time.
+    loose_types: bool = False
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
@@ -305,3 +308,21 @@ def newest_insert_range(
     if newest >= 0:
         low = min(hi, max(low, keys[newest] // KEY_SCALE))
     return low, hi
+
+
+def loosen(value: Any) -> Any:
+    """A loosely typed server's rendering of a JSON value: numbers as strings (ids and
+    counts too), booleans as 0/1, absent values (null) as "", inside objects and lists
+    too. Strings are left as they are. The same information, other JSON types: a client
+    must read both renderings the same way."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: loosen(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [loosen(item) for item in value]
+    return value

@@ -33,6 +33,7 @@ from emulator.base import (
     Response,
     Routes,
     iso_utc,
+    loosen,
     parse_instant,
     register_provider,
 )
@@ -1032,7 +1033,7 @@ class ConpeekProvider(Provider):
             data = [self._render_summary(s) for s in page]
         else:
             data = [self._render_summary(s, self._served_closed(s, now)) for s in page]
-        return Response.json({"data": data})
+        return Response.json({"data": loosen(data) if self.loose_types else data})
 
     def _index_range(self, stream: str, q: _Query) -> tuple[int, int]:
         """Indexes [i0, i1) of the stored list the primary date range covers."""

@@ -228,6 +228,11 @@ class Emulator:
 
     ``now`` starts the simulated clock every provider shares (see :meth:`set_now`);
     None, the default, means no clock: all data visible in its final state.
+
+    ``loose_types`` makes every provider serve loosely typed values, as some real
+    servers do: numbers as strings, booleans as 0/1, numeric ids as strings, "" for
+    absent values (ECSS, whose values are text anyway: whole seconds as "45.0"). The data
+    is the same; ``/_emulator/loose_types`` (GET, POST ``{"on": bool}``) reads or flips it.
     """
 
     def __init__(
@@ -237,6 +242,8 @@ class Emulator:
         faults: FaultConfig | None = None,
         host: str = "127.0.0.1",
         now: Instant = None,
+        *,
+        loose_types: bool = False,
         **provider_configs: Any,
     ) -> None:
         unknown = sorted(set(provider_configs) - set(PROVIDERS))
@@ -257,6 +264,7 @@ class Emulator:
                 config = spec.config_type()
             provider = self._providers[name] = spec.factory(config, seed)
             provider.sim_clock = self.sim_clock
+            provider.loose_types = loose_types
         self._routes: dict[str, Routes] = {n: p.routes() for n, p in self._providers.items()}
         self._control: dict[tuple[str, str], Any] = {
             ("GET", "/_emulator/health"): self._health,
@@ -267,6 +275,8 @@ class Emulator:
             ("POST", "/_emulator/clear_requests_log"): self._clear_log,
             ("GET", "/_emulator/clock"): self._get_clock,
             ("POST", "/_emulator/clock"): self._set_clock,
+            ("GET", "/_emulator/loose_types"): self._loose_types,
+            ("POST", "/_emulator/loose_types"): self._loose_types,
         }
         for name, provider in self._providers.items():
             for (method, path), handler in provider.control_routes().items():
@@ -432,6 +442,20 @@ class Emulator:
     def _clear_log(self, request: Request) -> Response:
         self.clear_requests_log()
         return Response.json({"cleared": True})
+
+    def set_loose_types(self, on: bool) -> None:
+        """Serve loosely typed values (or not) from the next request on, every provider."""
+        for provider in self._providers.values():
+            provider.loose_types = on
+
+    def _loose_types(self, request: Request) -> Response:
+        """GET: ``{"on": bool}``; POST ``{"on": bool}`` sets it."""
+        if request.method == "POST":
+            body = request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("on"), bool):
+                raise ValueError('expected {"on": true | false}')
+            self.set_loose_types(body["on"])
+        return Response.json({"on": all(p.loose_types for p in self._providers.values())})
 
     def _get_clock(self, request: Request) -> Response:
         return Response.json({"now": self.sim_clock.iso()})

@@ -35,6 +35,7 @@ from emulator.base import (
     Response,
     Routes,
     iso_utc,
+    loosen,
     newest_insert_range,
     parse_instant,
     register_provider,
@@ -746,6 +747,8 @@ class ThuliumProvider(Provider):
             result = [self._render_conn(c, tags, topics) for c in page]
         else:
             result = [self._render_rec(r) for r in page]
+        if self.loose_types:
+            return Response.json(loosen({"count": count, "result": result}))
         return Response.json({"count": count, "result": result})
 
     def _visible_page(

@@ -1,7 +1,8 @@
 """The demo behind ./demo.sh: emulator -> Meltano -> DuckDB, full then incremental.
 
 Settings reach the tap only through environment variables (TAP_CALLCENTER_...), as they
-would in production. Leaves nothing running.
+would in production. Leaves nothing running. Exits non-zero when what landed is wrong (a
+table missing or empty, a late call not picked up), so CI running it catches a broken demo.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ SHOW_TABLES = """
 import duckdb, json, sys
 con = duckdb.connect(sys.argv[1], read_only=True)
 samples = json.loads(sys.argv[2])
+counts = {}
 for (table,) in con.execute(
     "select table_name from information_schema.tables where table_schema='main' order by 1"
 ).fetchall():
-    count = con.execute(f'select count(*) from main."{table}"').fetchone()[0]
+    counts[table] = count = con.execute(f'select count(*) from main."{table}"').fetchone()[0]
     print(f"  {table:42} {count:7,d} rows")
 for table, columns in samples.items():
     print(f"\\n  {table} (3 newest):")
@@ -36,6 +38,7 @@ for table, columns in samples.items():
     ).fetchall()
     for row in rows:
         print("   ", " | ".join(str(v) for v in row))
+print("COUNTS " + json.dumps(counts))
 """
 
 FIND_LATE = """
@@ -49,6 +52,7 @@ rows = con.execute(
 print(f"\\n  late calls found by the incremental run (lookback): {len(rows)} of {len(ids)}")
 for row in rows:
     print("   ", row[0], row[1])
+print("FOUND " + json.dumps(len(rows)))
 """
 
 SAMPLES = {
@@ -107,11 +111,37 @@ def meltano(binary: str, *args: str, env: dict[str, str], quiet: bool = True) ->
         raise SystemExit(f"meltano {' '.join(args)} failed")
 
 
-def show(title: str) -> None:
-    print(f"\n== {title}")
-    subprocess.run(
-        [str(DUCKDB_PYTHON), "-c", SHOW_TABLES, str(DUCKDB_FILE), json.dumps(SAMPLES)], check=True
+STREAMS = (
+    "conpeek_cdr_dialog",
+    "conpeek_voice_campaign_request_summary",
+    "ecss_operator_call_history",
+    "thulium_connections",
+    "thulium_recordings",
+)
+
+
+def duckdb_script(script: str, *args: str) -> str:
+    """Run ``script`` with the loader's Python (it has duckdb); print its output but the
+    last line, which is ``WORD <json>`` for the caller, and return that JSON."""
+    result = subprocess.run(
+        [str(DUCKDB_PYTHON), "-c", script, str(DUCKDB_FILE), *args],
+        check=True,
+        capture_output=True,
+        text=True,
     )
+    *shown, last = result.stdout.rstrip("\n").split("\n")
+    print("\n".join(shown))
+    return last.split(" ", 1)[1]
+
+
+def show(title: str) -> dict[str, int]:
+    """Row counts per table (printed, with the newest rows); every stream must have rows."""
+    print(f"\n== {title}")
+    counts: dict[str, int] = json.loads(duckdb_script(SHOW_TABLES, json.dumps(SAMPLES)))
+    empty = [stream for stream in STREAMS if not counts.get(stream)]
+    if empty:
+        raise SystemExit(f"demo failed: no rows in {', '.join(empty)}")
+    return counts
 
 
 def post(url: str, body: dict) -> dict:
@@ -132,8 +162,9 @@ def main() -> None:
             f"emulator: {info['url']} (Thulium, Conpeek, ECSS; websocket {info['ecss']['ws_url']})"
         )
         env = tap_environment(info)
-        print("meltano install …")
-        meltano(binary, "install", env=env)
+        print("meltano install tap-callcenter target-duckdb …")
+        meltano(binary, "install", "tap-callcenter", "target-duckdb", env=env)
+        DUCKDB_FILE.parent.mkdir(exist_ok=True)  # target-duckdb cannot create it
         DUCKDB_FILE.unlink(missing_ok=True)
         meltano(binary, "state", "clear", "--force", STATE_ID, env=env)
 
@@ -145,7 +176,7 @@ def main() -> None:
             "target-duckdb",
             env={**env, "TAP_CALLCENTER_END_DATE": MIDDLE},
         )
-        show("after the full sync")
+        first = show("after the full sync")
 
         late = post(
             f"{info['url']}/_emulator/thulium/insert",
@@ -163,11 +194,13 @@ def main() -> None:
             "target-duckdb",
             env={**env, "TAP_CALLCENTER_END_DATE": END},
         )
-        show("after the incremental sync (rows upserted by primary key)")
-        subprocess.run(
-            [str(DUCKDB_PYTHON), "-c", FIND_LATE, str(DUCKDB_FILE), json.dumps(late_ids)],
-            check=True,
-        )
+        second = show("after the incremental sync (rows upserted by primary key)")
+        found = json.loads(duckdb_script(FIND_LATE, json.dumps(late_ids)))
+        if found != len(late_ids) or any(second[s] < first[s] for s in STREAMS):
+            raise SystemExit(
+                f"demo failed: {found} of {len(late_ids)} late calls landed; rows before "
+                f"{first}, after {second}"
+            )
         print(f"\nDatabase: {DUCKDB_FILE}  (query it with duckdb; Meltano state id {STATE_ID})")
     finally:
         emulator.terminate()

@@ -273,7 +273,10 @@ def expected_in(
     for row in rows:
         value = row["expected_fields"].get(spec.field)
         if value and lower <= datetime.fromisoformat(value) < upper:
-            found[tuple(row["key"])] = row["expected_fields"]
+            # as the tap emits it: ids are text (Conpeek's integer summary ids too)
+            found[tuple(str(k) if isinstance(k, int) else k for k in row["key"])] = row[
+                "expected_fields"
+            ]
     return found
 
 

@@ -33,7 +33,7 @@ from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams import RESTStream
 
 from tap_callcenter import schemas
-from tap_callcenter.coerce import optional_bool, optional_int, optional_str
+from tap_callcenter.coerce import Conformer, optional_bool, optional_int, optional_str
 from tap_callcenter.concurrency import prefetch_in_order
 from tap_callcenter.errors import CallcenterError, describe_request, snippet
 from tap_callcenter.pagination import attach_payload, payload_of
@@ -677,9 +677,23 @@ class CallcenterStream(RESTStream):
         """The zone the API's date-times are written in (UTC unless a provider says)."""
         return LocalClock("UTC")
 
+    @property
+    def conformer(self) -> Conformer:
+        """Fits each record to this stream's SCHEMA (one per stream; pages may be
+        transformed in several threads, ``setdefault`` keeps the first one built)."""
+        conformer = self.__dict__.get("_conformer")
+        if conformer is None:
+            conformer = self.__dict__.setdefault(
+                "_conformer", Conformer(self.schema, self.empty_as_null_fields)
+            )
+            self.report.details = conformer.warnings
+        return conformer
+
     def transform_record(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
-        """API record -> output record (UTC date-times, numbers, nulls); fields the
-        lists above do not name are kept as they come."""
+        """API record -> output record (UTC date-times, numbers, nulls), then fitted to
+        the stream's SCHEMA (``coerce.Conformer``: a value that cannot be converted
+        without loss is null in its field and kept in ``_raw_values``, counted in the
+        completeness report); undeclared fields are kept as they come."""
         for field in self.empty_as_null_fields:
             if field in record:
                 record[field] = optional_str(record[field])
@@ -693,6 +707,10 @@ class CallcenterStream(RESTStream):
         for field in self.boolean_fields:
             if field in record:
                 record[field] = optional_bool(record[field])
+        not_fitting = self.conformer(record)
+        if not_fitting:
+            with self.conformer.lock:
+                self.report.values_not_fitting += not_fitting
         return record
 
 

@@ -1,8 +1,15 @@
-"""Value coercions shared by the providers: numbers are numbers, empty means null."""
+"""Value coercions shared by the providers: numbers are numbers, empty means null, and
+every record fits its stream's SCHEMA (:class:`Conformer`)."""
 
 from __future__ import annotations
 
+import json
+import math
+import re
+import threading
 import typing as t
+from collections import Counter
+from dataclasses import dataclass
 
 
 def optional_int(value: t.Any) -> t.Any:
@@ -32,3 +39,248 @@ def optional_bool(value: t.Any) -> t.Any:
 def optional_str(value: t.Any) -> t.Any:
     """``""`` -> None (an optional id or date the API leaves empty)."""
     return None if value == "" else value
+
+
+# -- every record fits its SCHEMA ------------------------------------------------------
+
+#: Declared in every stream's schema: a JSON object (as text) of the values that did not
+#: fit their field's declared type, by field name (nested ones dotted: ``rating.rate``).
+#: Such a field is null in the record; nothing is lost, and no loader is stopped by it.
+RAW_VALUES = "_raw_values"
+
+_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+_DECIMAL_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+
+
+class NoFit(ValueError):
+    """A value that no declared type of its field can hold without losing information."""
+
+
+def _number_text(value: str) -> int | float:
+    text = value.strip()
+    if _INTEGER_TEXT.fullmatch(text):
+        return int(text)
+    if _DECIMAL_TEXT.fullmatch(text):
+        number = float(text)
+        if math.isfinite(number):
+            return number
+    raise NoFit(value)
+
+
+def to_integer(value: t.Any) -> int:
+    """12, "12", " 12 ", 12.0, "12.0", True -> 12 / 1; "12.5", "abc", 12.5 do not fit."""
+    if isinstance(value, (bool, int)):
+        return int(value)
+    if isinstance(value, str):
+        value = _number_text(value)
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    raise NoFit(value)
+
+
+def to_number(value: t.Any) -> int | float:
+    """Numbers and number text ("12.5", "1e3"); True -> 1; NaN and infinities do not fit."""
+    if isinstance(value, (bool, int)):
+        return int(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    if isinstance(value, str):
+        return _number_text(value)
+    raise NoFit(value)
+
+
+def to_boolean(value: t.Any) -> bool:
+    """true/false, 0/1 (numbers or text), "yes"/"no", "t"/"f"; anything else does not fit."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise NoFit(value)
+
+
+def to_string(value: t.Any) -> str:
+    """Any JSON value as text without loss: 12 -> "12", 12.0 -> "12", true -> "true",
+    objects and arrays as compact JSON. (A number the server sent for an id has already
+    lost any trailing zero of a decimal id in JSON: ``1416225570.340`` -> ``"1416225570.34"``.)"""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise NoFit(value)
+        return str(int(value)) if value.is_integer() else repr(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _refuse(value: t.Any) -> t.Any:
+    raise NoFit(value)
+
+
+#: JSON-schema type -> (Python types that fit as they are, converter), in the order a
+#: value is tried against a field with several types (text last: everything fits it).
+_TYPES: dict[str, tuple[tuple[type, ...], t.Callable[[t.Any], t.Any]]] = {
+    "boolean": ((bool,), to_boolean),
+    "integer": ((int,), to_integer),
+    "number": ((int, float), to_number),
+    "object": ((dict,), _refuse),
+    "array": ((list,), _refuse),
+    "string": ((str,), to_string),
+}
+
+
+@dataclass
+class _Field:
+    """How one declared property is made to fit."""
+
+    name: str
+    nullable: bool
+    #: Exact Python types that fit as they are (``type(v) in fits``: bool is no int).
+    fits: frozenset[type]
+    converters: tuple[t.Callable[[t.Any], t.Any], ...]
+    #: "" means absent here (any type but plain text, date-times, optional ids) -> null.
+    empty_is_null: bool
+    items: _Field | None = None
+    nested: Conformer | None = None
+
+
+def _plan(name: str, spec: t.Mapping[str, t.Any], empty_as_null: bool) -> _Field:
+    declared = spec.get("type") or []
+    declared = [declared] if isinstance(declared, str) else list(declared)
+    types = [kind for kind in _TYPES if kind in declared]
+    fits = {py for kind in types for py in _TYPES[kind][0]}
+    if "number" in types:
+        fits.discard(bool)
+    plain_text = types == ["string"] and "format" not in spec
+    items = spec.get("items") if "array" in types else None
+    nested = spec.get("properties") if "object" in types else None
+    return _Field(
+        name=name,
+        nullable="null" in declared,
+        fits=frozenset(fits),
+        converters=tuple(_TYPES[kind][1] for kind in types),
+        empty_is_null=empty_as_null or not plain_text,
+        items=_plan(f"{name}[]", items, False) if isinstance(items, dict) else None,
+        nested=Conformer(spec, prefix=f"{name}.") if nested else None,
+    )
+
+
+class Conformer:
+    """Makes a record's declared fields fit the stream's SCHEMA (undeclared fields are
+    kept as they are: the schemas allow additional properties).
+
+    - A value of a declared type passes as it is (the common case, one type check).
+    - A value that converts without losing information is converted: "12" -> 12,
+      12.0 -> 12, 0/1 and "true"/"false" -> booleans, 12 -> "12" for a text field.
+    - "" is null where "" cannot mean a value: numbers, booleans, objects, arrays,
+      date-times, and the optional ids a stream lists in ``empty_as_null_fields``.
+    - Anything else (``"12.5"`` for an integer, ``"maybe"`` for a boolean) does not fit:
+      the field becomes null and the value is kept, as JSON text, under ``_raw_values``;
+      ``counts`` counts it by field, for the WARNING at the end of the stream (see
+      :meth:`warnings`).
+    A primary key is never nulled: keys are text, and every value fits text.
+    """
+
+    def __init__(
+        self,
+        schema: t.Mapping[str, t.Any],
+        empty_as_null: t.Iterable[str] = (),
+        prefix: str = "",
+    ) -> None:
+        nulls = set(empty_as_null)
+        properties = schema.get("properties") or {}
+        self.fields = [
+            _plan(name, spec, name in nulls)
+            for name, spec in properties.items()
+            if name != RAW_VALUES
+        ]
+        self.prefix = prefix
+        #: Values that did not fit, by (dotted) field name, and the first of each.
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, t.Any] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, record: dict[str, t.Any]) -> int:
+        """Fit ``record`` in place, ``_raw_values`` added when a value did not fit;
+        return the number of values that did not (0 but for odd servers)."""
+        raw = self.conform(record)
+        if not raw:
+            return 0
+        record[RAW_VALUES] = json.dumps(raw, ensure_ascii=False, separators=(",", ":"))
+        with self.lock:  # pages may be transformed in several threads
+            for name, value in raw.items():
+                self.counts[name] += 1
+                self.examples.setdefault(name, value)
+        return len(raw)
+
+    def conform(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
+        """Fit ``record`` in place; return the values that did not fit, by field."""
+        raw: dict[str, t.Any] = {}
+        for spec in self.fields:
+            name = spec.name
+            if name not in record:
+                continue
+            value = record[name]
+            if value is None:
+                continue
+            kind = type(value)
+            if kind in spec.fits and spec.items is None and spec.nested is None:
+                if value == "" and spec.empty_is_null and spec.nullable:
+                    record[name] = None
+                continue
+            try:
+                record[name] = self._fit(spec, value, raw)
+            except NoFit:
+                if not spec.nullable:  # a key: leave it for the engine's key check
+                    continue
+                record[name] = None
+                raw[self.prefix + name] = value
+        return raw
+
+    def _fit(self, spec: _Field, value: t.Any, raw: dict[str, t.Any]) -> t.Any:
+        if value == "" and spec.empty_is_null and spec.nullable and not isinstance(value, bool):
+            return None
+        if spec.items is not None and isinstance(value, list):
+            return [self._item(spec.items, item) for item in value]
+        if spec.nested is not None and isinstance(value, dict):
+            raw.update(spec.nested.conform(value))
+            return value
+        if type(value) in spec.fits:
+            return value
+        for convert in spec.converters:
+            try:
+                return convert(value)
+            except NoFit:
+                continue
+        raise NoFit(value)
+
+    def _item(self, spec: _Field, value: t.Any) -> t.Any:
+        if type(value) in spec.fits or (value is None and spec.nullable):
+            return value
+        for convert in spec.converters:
+            try:
+                return convert(value)
+            except NoFit:
+                continue
+        raise NoFit(value)
+
+    def warnings(self, stream: str) -> list[str]:
+        """One line per field whose values did not fit, with their count."""
+        return [
+            f"{stream}: {count} value(s) of field {name!r} did not fit its declared type "
+            f"(first: {json.dumps(self.examples[name], ensure_ascii=False)[:80]}): the field "
+            f"is null in those records and the value is kept as text in {RAW_VALUES!r}"
+            for name, count in sorted(self.counts.items())
+        ]

@@ -141,15 +141,20 @@ class CdrDialogStream(ConpeekStream):
     replication_key = "start_time"
     page_size = 500
     time_fields = ("start_time", "answer_time", "hangup_time")
-    integer_fields = (
-        "ringing_time",
-        "talking_time",
-        "holding_time",
-        "waiting_time",
+    integer_fields = ("ringing_time", "talking_time", "holding_time", "waiting_time")
+    boolean_fields = ("machine_detected",)
+    #: Optional ids, URLs and display texts: "" means absent. (Ids are text: the docs
+    #: do not fix their type, and every id converts to text without loss.)
+    empty_as_null_fields = (
+        "call_uuid",
         "project_id",
         "tenant_user_id",
+        "operator_call_id",
+        "call_request_agent_id",
+        "recording_url",
+        "caller_display",
+        "callee_display",
     )
-    boolean_fields = ("machine_detected",)
 
 
 #: State key of the summaries' second bookmark (closures, by ``closed_date``).
@@ -168,7 +173,9 @@ class VoiceCampaignRequestSummaryStream(ConpeekStream):
     replication_key = "created_date"
     page_size = 100
     time_fields = ("created_date", "closed_date", "last_try_date")
-    integer_fields = ("id", "project_id", "tries", "max_tries")
+    integer_fields = ("tries", "max_tries")
+    #: Optional ids and the close reason: "" means absent (ids are text, as above).
+    empty_as_null_fields = ("case_id", "project_id", "voice_campaign_id", "close_reason")
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Summaries created in the sync range, then those closed since the last run.

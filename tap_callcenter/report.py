@@ -28,6 +28,7 @@ class CompletenessMetric(str, enum.Enum):
     WITHOUT_KEY = "records_without_primary_key"
     WITHOUT_REPLICATION_KEY = "records_without_replication_key"
     SHORT_WINDOWS = "windows_short_of_api_count"
+    VALUES_NOT_FITTING = "values_not_fitting_their_type"
 
 
 @dataclass
@@ -49,18 +50,31 @@ class CompletenessReport:
     without_replication_key: int = 0
     #: Windows that gave fewer distinct records than the API's own count said.
     short_windows: int = 0
+    #: Values that did not fit their field's declared type: null in the field, the value
+    #: kept in ``_raw_values`` (see ``coerce.Conformer``).
+    values_not_fitting: int = 0
+    #: WARNING lines naming each field whose values did not fit, with its count.
+    details: Callable[[str], list[str]] | None = field(
+        default=None, repr=False, metadata={"counter": False}
+    )
+
+    def counters(self) -> list[str]:
+        return [f.name for f in fields(self) if f.metadata.get("counter", True)]
 
     def line(self) -> str:
         """The report as ``name=value`` pairs, for one log line."""
-        return ", ".join(f"{f.name}={getattr(self, f.name)}" for f in fields(self))
+        return ", ".join(f"{name}={getattr(self, name)}" for name in self.counters())
 
     def log(self, logger: logging.Logger, stream: str) -> None:
-        """One INFO line, then one SDK metric point per counter."""
+        """One INFO line, a WARNING per field with values that did not fit, then one SDK
+        metric point per counter."""
         logger.info("%s: completeness: %s", stream, self.line())
+        for line in self.details(stream) if self.details else []:
+            logger.warning("%s", line)
         metrics_logger = metrics.get_metrics_logger()
-        for counter in fields(self):
-            metric = CompletenessMetric[counter.name.upper()]
-            value = getattr(self, counter.name)
+        for name in self.counters():
+            metric = CompletenessMetric[name.upper()]
+            value = getattr(self, name)
             point = metrics.Point("counter", metric, value, {"stream": stream})  # type: ignore[arg-type]
             metrics.log(metrics_logger, point)
 

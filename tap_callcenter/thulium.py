@@ -213,6 +213,8 @@ class ConnectionsStream(ThuliumStream):
     replication_key = "date"
     # ids that may come as empty strings (-> null) with the durations
     integer_fields = ("duration", "billsec", "customer_id", "outbound_id", "queue_id", "topic_id")
+    #: "" means no topic (a topic is a name from a list, never empty).
+    empty_as_null_fields = ("topic",)
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
         params = super().get_url_params(context, next_page_token)

@@ -69,11 +69,17 @@ def thulium_emulator() -> Iterator[Emulator]:
         emu.stop()
 
 
+def emitted_key(key: list | tuple) -> tuple:
+    """An emulator row's key as the tap emits it: ids are text (Conpeek's integer
+    summary ids become their digits)."""
+    return tuple(str(part) if isinstance(part, int) else part for part in key)
+
+
 def expected_in_range(items: list[dict], field: str, start: str, end: str) -> dict:
     """Emulator rows whose ``expected_fields[field]`` lies in [start, end), by key."""
     lower, upper = utc(start), utc(end)
     return {
-        tuple(item["key"]): item
+        emitted_key(item["key"]): item
         for item in items
         if item["expected_fields"].get(field)
         and lower <= utc(item["expected_fields"][field]) < upper

@@ -379,13 +379,13 @@ def closed_open_summaries(emu: Emulator, start: str, before: str, n: int, at_utc
         if row["record"]["state"] == "OPEN"
         and start <= row["expected_fields"]["created_date"] < before
     ]
-    return emu.conpeek.close_summaries(n, at_utc=at_utc, ids=open_ones[:n])
+    return [str(i) for i in emu.conpeek.close_summaries(n, at_utc=at_utc, ids=open_ones[:n])]
 
 
 def closed_in(emu: Emulator, created: tuple[str, str], closed: tuple[str, str]) -> list:
     """Ids of summaries created and closed in these ranges, by the emulator's truth."""
     return sorted(
-        row["key"][0]
+        str(row["key"][0])  # ids are text in the tap's records
         for row in emu.conpeek.expected("voice_campaign_request_summary")
         if created[0] <= row["expected_fields"]["created_date"] < created[1]
         and closed[0] <= (row["expected_fields"].get("closed_date") or "") < closed[1]

@@ -45,6 +45,7 @@ from hypothesis.stateful import (
 )
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
+from tests.conftest import emitted_key
 from tests.tap_runner import TapRun, run_tap, run_tap_until_killed
 
 UTC = dt.timezone.utc
@@ -184,7 +185,7 @@ class PipelineLife(RuleBasedStateMachine):
             rows = self.emu.provider(spec.provider).expected(spec.api_stream)
             truth[name] = [
                 Truth(
-                    tuple(row["key"]),
+                    emitted_key(row["key"]),
                     row["expected_fields"][spec.replication_key],
                     row["visible_at"],
                     row.get("closed_at"),

@@ -137,6 +137,10 @@ SS_SETS: tuple[tuple[str, ...], ...] = (
 Element = tuple[str, dict[str, str], list["Element"] | str | None]
 
 
+#: Attributes holding whole seconds.
+DURATIONS = ("duration", "total_duration", "waiting_duration", "talk_duration")
+
+
 def _utc_ts(value: datetime | str) -> int:
     """Aware datetime or ISO string (``Z`` allowed) -> integer UTC epoch seconds."""
     if isinstance(value, str):
@@ -637,13 +641,19 @@ class EcssProvider(Provider):
         return row
 
     def _element(self, c: _Call) -> Element:
+        attributes = self._attributes(c)
+        if self.loose_types:
+            # every attribute is text already: a loose server writes whole numbers as
+            # decimals ("45.0"), which still read as whole seconds
+            for name in DURATIONS:
+                attributes[name] += ".0"
         lists = self._lists(c)
         children: list[Element] = [
             (name, {}, [(child, {}, value) for value in lists[name]])
             for name, child in LISTS
             if name in lists
         ]
-        return ("call_history", self._attributes(c), children)
+        return ("call_history", attributes, children)
 
     def _response_element(self, calls: list[_Call], tag: str | None) -> Element:
         history: Element = (
