@@ -16,7 +16,7 @@ from singer_sdk.testing.tap_tests import StreamRecordSchemaMatchesCatalogTest
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
 from tap_callcenter.tap import TapCallcenter
-from tests.conftest import FAST_HTTP, SPRING
+from tests.conftest import FAST_HTTP, SPRING, emitted_key
 
 # get_tap_test_class needs its config when the module is imported, so the emulator
 # starts here (once per test session) rather than in a fixture.
@@ -77,7 +77,7 @@ def raw_records(stream: str) -> dict[tuple[t.Any, ...], dict[str, t.Any]]:
     """What the API sent for each key of ``stream`` (the emulator's raw records)."""
     provider, api_stream = RAW_SOURCES[stream]
     return {
-        tuple(item["key"]): item["record"]
+        emitted_key(item["key"]): item["record"]
         for item in _EMULATOR.provider(provider).expected(api_stream)
     }
 

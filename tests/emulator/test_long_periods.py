@@ -55,7 +55,8 @@ def test_building_months_of_sparse_data_is_fast() -> None:
         started = time.perf_counter()
         provider = cls(config, 3)
         elapsed = time.perf_counter() - started
-        assert elapsed < 2.0, (cls.__name__, elapsed)
+        # a guard against a gross regression, not a benchmark (the machine is shared)
+        assert elapsed < 20.0, (cls.__name__, elapsed)
         assert min(provider.counts().values()) >= 0
 
 
