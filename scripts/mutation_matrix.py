@@ -302,12 +302,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_core.py",),
     ),
     Mutation(
-        "conpeek-schema",
-        "Conpeek records validate against their schema (summary tries declared string)",
-        "tap_callcenter/schemas/conpeek_voice_campaign_request_summary.json",
-        '"tries": {\n      "type": [\n        "integer",',
-        '"tries": {\n      "type": [\n        "string",',
-        ("tests/test_core.py",),
+        "records-fit-schema",
+        "Every RECORD fits its SCHEMA: loosely typed values are conformed to it",
+        "tap_callcenter/client.py",
+        "        not_fitting = self.conformer(record)\n",
+        "        not_fitting = 0\n",
+        (
+            "tests/test_loose_types.py::"
+            "test_loosely_typed_values_give_the_same_records_on_every_stream",
+        ),
     ),
     Mutation(
         "undeclared-fields-kept",
