@@ -298,7 +298,7 @@ class CallcenterStream(RESTStream):
         no_key = no_field = duplicates = outside_run = neighbours = 0
         for record in records:
             key = tuple(record.get(name) for name in key_fields)
-            if any(part is None or part == "" for part in key):
+            if None in key or "" in key:  # per record: no generator on the hot path
                 no_key += 1
                 continue
             value = record.get(scope.field)
