@@ -139,7 +139,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "state-per-window",
         "The bookmark is the end of the last completed window, with a STATE after each",
-        "tap_callcenter/client.py",
+        "tap_callcenter/engine.py",
         "                self.advance_bookmark(window.end if advance else old, bookmark_key)",
         "                self.advance_bookmark(self.settings.end_date, bookmark_key)",
         ("tests/thulium/test_sync.py::test_state_is_emitted_after_each_window",),
@@ -147,7 +147,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "lookback",
         "An incremental run restarts lookback_minutes before the bookmark",
-        "tap_callcenter/client.py",
+        "tap_callcenter/engine.py",
         "        start = bookmark - self.settings.lookback\n",
         "        start = bookmark\n",
         ("tests/thulium/test_sync.py::test_incremental_run_picks_up_new_and_late_records",),
@@ -155,7 +155,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "start-date-bound",
         "A stream without state starts at start_date (fault matrix: records outside the range)",
-        "tap_callcenter/client.py",
+        "tap_callcenter/engine.py",
         "            return self.settings.start_date\n",
         "            return self.settings.start_date - self.settings.window\n",
         (
@@ -166,7 +166,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "window-range-filter",
         "Only records inside the window are kept (inclusive API bounds return neighbours)",
-        "tap_callcenter/client.py",
+        "tap_callcenter/sorting.py",
         "            elif not lower <= value < upper:",
         "            elif False:",
         ("tests/thulium/test_sync.py::test_full_sync_is_complete_without_duplicates_in_utc",),
@@ -174,7 +174,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "window-dedupe",
         "A primary key is emitted once per window (pages shift under live inserts)",
-        "tap_callcenter/client.py",
+        "tap_callcenter/sorting.py",
         "            if key in seen:\n",
         "            if False:\n",
         ("tests/thulium/test_faults.py::test_records_inserted_while_paging_are_not_duplicated",),
@@ -208,9 +208,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "retry-after-per-request",
         "A retry waits the Retry-After its own refusal carried (429 and 5xx)",
-        "tap_callcenter/client.py",
-        "            if server_wait is not None:\n",
-        "            if False:\n",
+        "tap_callcenter/retry.py",
+        "        if retry_after is not None:\n",
+        "        if False:\n",
         (
             "tests/ecss/test_sync.py::test_429_over_http_waits_its_retry_after",
             "tests/test_retries.py",
@@ -227,9 +227,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "exponential-backoff",
         "Retries without Retry-After back off exponentially (backoff_factor x 2^n)",
-        "tap_callcenter/client.py",
-        "            wait = min(factor * 2**attempt, cap)\n",
-        "            wait = 0.0\n",
+        "tap_callcenter/retry.py",
+        "        wait = min(self.backoff_factor * 2 ** (retry - 1), self.backoff_max_wait)\n",
+        "        wait = 0.0\n",
         ("tests/ecss/test_sync.py::test_429_over_the_websocket_backs_off_exponentially",),
     ),
     Mutation(
@@ -304,9 +304,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "records-fit-schema",
         "Every RECORD fits its SCHEMA: loosely typed values are conformed to it",
-        "tap_callcenter/client.py",
-        "        not_fitting = self.conformer(record)\n",
-        "        not_fitting = 0\n",
+        "tap_callcenter/coerce.py",
+        "        return self.conformer(record)\n",
+        "        return 0\n",
         (
             "tests/test_loose_types.py::"
             "test_loosely_typed_values_give_the_same_records_on_every_stream",
@@ -326,7 +326,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "closures-switch",
         "Conpeek: sync_closures false means no closure pass",
         "tap_callcenter/conpeek.py",
-        'enabled = bool(self.provider_config.get("sync_closures", True))',
+        'enabled = bool(self.provider_config["sync_closures"])',
         "enabled = True",
         ("tests/conpeek/test_sync.py::test_closures_can_be_switched_off",),
     ),
@@ -353,7 +353,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "future-bookmark",
         "A bookmark later than now is not trusted (WARNING, start_date)",
-        "tap_callcenter/client.py",
+        "tap_callcenter/engine.py",
         "        if instant > self.settings.now:\n",
         "        if False:\n",
         ("tests/test_lifecycle.py::test_a_bookmark_later_than_now_is_not_trusted",),
@@ -361,7 +361,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "bookmark-over-start-date",
         "A bookmark wins over start_date, however old",
-        "tap_callcenter/client.py",
+        "tap_callcenter/engine.py",
         "        return start - self.clock.repeated_shift(start, bookmark)",
         "        return max(self.settings.start_date, start - self.clock.repeated_shift(start, bookmark))",  # noqa: E501
         (
@@ -373,7 +373,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "repeated-hour-lookback",
         "The lookback reaches an hour further when it touches a repeated hour",
-        "tap_callcenter/client.py",
+        "tap_callcenter/engine.py",
         "        return start - self.clock.repeated_shift(start, bookmark)",
         "        return start",
         (
@@ -394,7 +394,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "no-inverted-range",
         "A window inside the second occurrence sends no request",
-        "tap_callcenter/client.py",
+        "tap_callcenter/engine.py",
         "if self.stamps_wall_clock and self.clock.wall_range",
         "if False and self.clock.wall_range",
         (
@@ -446,7 +446,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "full-table",
         "FULL_TABLE in the catalog reads from start_date",
-        "tap_callcenter/client.py",
+        "tap_callcenter/engine.py",
         '            or self.name in getattr(self._tap, "full_table_streams", ())',
         "",
         (
@@ -456,7 +456,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "full-table-gap",
         "FULL_TABLE from after the bookmark keeps the bookmark",
-        "tap_callcenter/client.py",
+        "tap_callcenter/engine.py",
         "                self.advance_bookmark(window.end if advance else old, bookmark_key)",
         "                self.advance_bookmark(window.end, bookmark_key)",
         (
@@ -496,9 +496,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "state-after-records",
         "STATE of a window only after its records",
-        "tap_callcenter/client.py",
-        "                yield from self.window_records(scope, records)\n                self.advance_bookmark(window.end if advance else old, bookmark_key)",  # noqa: E501
-        "                self.advance_bookmark(window.end if advance else old, bookmark_key)\n                yield from self.window_records(scope, records)",  # noqa: E501
+        "tap_callcenter/engine.py",
+        "                yield from self.sorter.records(scope, records)\n                self.advance_bookmark(window.end if advance else old, bookmark_key)",  # noqa: E501
+        "                self.advance_bookmark(window.end if advance else old, bookmark_key)\n                yield from self.sorter.records(scope, records)",  # noqa: E501
         ("tests/test_pipeline_life.py::test_scenario",),
     ),
     Mutation(
@@ -520,7 +520,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "setting-ranges",
         "Settings are range-checked",
-        "tap_callcenter/tap.py",
+        "tap_callcenter/settings.py",
         "th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES)",
         "th.IntegerType",
         ("tests/test_config.py::test_bad_config_is_rejected_clearly",),
@@ -528,7 +528,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "no-key-skipped",
         "Records without a primary key are skipped with a WARNING",
-        "tap_callcenter/client.py",
+        "tap_callcenter/sorting.py",
         '            if None in key or "" in key:  # per record: no generator on the hot path',
         "            if False:",
         ("tests/thulium/test_odd_servers.py::test_odd_records_follow_the_documented_rules",),
@@ -536,15 +536,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "no-replication-key-once",
         "Records without a replication key are emitted once per run",
-        "tap_callcenter/client.py",
-        "                if key in self._emitted_without_field:",
+        "tap_callcenter/sorting.py",
+        "                if key in self.emitted_without_field:",
         "                if False:",
         ("tests/thulium/test_odd_servers.py::test_odd_records_follow_the_documented_rules",),
     ),
     Mutation(
         "count-reconciled",
         "Thulium windows are reconciled with the API count",
-        "tap_callcenter/client.py",
+        "tap_callcenter/sorting.py",
         "        if total is not None and received < total:",
         "        if False:",
         ("tests/thulium/test_odd_servers.py::test_a_window_short_of_the_api_count_is_a_warning",),
@@ -552,7 +552,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "reread-counted",
         "The report counts re-reads inside the lookback",
-        "tap_callcenter/client.py",
+        "tap_callcenter/sorting.py",
         "                report.reread += value < scope.reread_before",
         "                pass",
         ("tests/test_lifecycle.py::test_completeness_report_counts_what_was_read_again",),

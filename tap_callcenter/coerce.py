@@ -284,3 +284,41 @@ class Conformer:
             f"is null in those records and the value is kept as text in {RAW_VALUES!r}"
             for name, count in sorted(self.counts.items())
         ]
+
+
+class RecordShape:
+    """API record -> output record: absent-meaning empties to null, API date-times to
+    UTC ISO 8601 (``to_utc``), numbers and flags from text, then fitted to the SCHEMA
+    (:class:`Conformer`). One per stream; safe to share between threads."""
+
+    def __init__(
+        self,
+        schema: t.Mapping[str, t.Any],
+        to_utc: t.Callable[[t.Any], str | None],
+        *,
+        empty_as_null: tuple[str, ...] = (),
+        times: tuple[str, ...] = (),
+        integers: tuple[str, ...] = (),
+        booleans: tuple[str, ...] = (),
+    ) -> None:
+        self.conformer = Conformer(schema, empty_as_null)
+        self.to_utc = to_utc
+        self.steps = [
+            (fields, convert)
+            for fields, convert in (
+                (empty_as_null, optional_str),
+                (times, to_utc),
+                (integers, optional_int),
+                (booleans, optional_bool),
+            )
+            if fields
+        ]
+
+    def __call__(self, record: dict[str, t.Any]) -> int:
+        """Shape ``record`` in place; return how many values did not fit their type.
+        Raises ``ValueError`` for a date-time that is no date-time at all."""
+        for fields, convert in self.steps:
+            for name in fields:
+                if name in record:
+                    record[name] = convert(record[name])
+        return self.conformer(record)

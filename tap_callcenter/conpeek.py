@@ -18,18 +18,22 @@ import json
 import typing as t
 from urllib.parse import parse_qs, urlsplit
 
+from singer_sdk import typing as th
 from singer_sdk.authenticators import APIKeyAuthenticator
 
 from tap_callcenter.client import CallcenterStream
+from tap_callcenter.engine import WINDOW_PARAMS
 from tap_callcenter.pagination import ShortPagePaginator
+from tap_callcenter.provider import Provider
 from tap_callcenter.timeconv import format_utc
-from tap_callcenter.windows import Window
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     import requests
     from singer_sdk.helpers.types import Context
+
+    from tap_callcenter.windows import Window
 
 _FILTER_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
@@ -99,13 +103,15 @@ class ConpeekStream(CallcenterStream):
     def get_new_paginator(self) -> ShortPagePaginator:
         return ShortPagePaginator(records_key="data")
 
+    def window_params(self, window: Window, field: str) -> dict[str, t.Any]:
+        """``filter``: ``field`` from the window's start (inclusive) to its end."""
+        return {"filter": window_filter(field, window)}
+
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
-        window = Window.from_context(dict(context or {}))
-        field = str((context or {}).get("field") or self.replication_key)
         return {
             "limit": self.page_size,
             "offset": next_page_token or 0,
-            "filter": window_filter(field, window),
+            **(context or {})[WINDOW_PARAMS],
         }
 
     def decode_body(self, response: requests.Response) -> t.Any:
@@ -193,7 +199,7 @@ class VoiceCampaignRequestSummaryStream(ConpeekStream):
         windows = self.sync_windows(start)
         closures_from = self.closures_start()
         floor = self.created_floor(start)
-        enabled = bool(self.provider_config.get("sync_closures", True))
+        enabled = bool(self.provider_config["sync_closures"])
         if enabled and self.bookmark(CLOSURES_BOOKMARK) is None:
             # kept in the state from the first STATE on, so an interrupted run resumes it
             origin = self.bookmark() or self.settings.end_date
@@ -230,3 +236,34 @@ class VoiceCampaignRequestSummaryStream(ConpeekStream):
         if state.get(CREATED_FLOOR) is None and (self.full_table or self.bookmark() is None):
             state[CREATED_FLOOR] = format_utc(start)
         return str(state.get(CREATED_FLOOR) or "")
+
+
+PROVIDER = Provider(
+    name="conpeek",
+    description="Conpeek: streams conpeek_cdr_dialog and conpeek_voice_campaign_request_summary.",
+    settings=(
+        th.Property(
+            "api_url",
+            th.StringType,
+            required=True,
+            description="Conpeek API base URL (the cdr_dialog endpoint is {api_url}/cdr_dialog).",
+        ),
+        th.Property(
+            "api_key",
+            th.StringType,
+            required=True,
+            secret=True,
+            description="API key, sent as the raw Authorization header.",
+        ),
+        th.Property(
+            "sync_closures",
+            th.BooleanType,
+            default=True,
+            description=(
+                "Also re-read campaign request summaries closed since the last run "
+                "(by closed_date), so their closure reaches the warehouse."
+            ),
+        ),
+    ),
+    streams=(CdrDialogStream, VoiceCampaignRequestSummaryStream),
+)

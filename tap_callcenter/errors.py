@@ -26,9 +26,6 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 REDACTED = "***"
 
-#: Config keys whose values are secrets wherever they appear.
-SECRET_KEYS = frozenset({"password", "api_key"})
-
 
 class CallcenterError(Exception):
     """A fatal, user-facing error: printed as one paragraph, no traceback."""
@@ -125,23 +122,23 @@ def _basic_auth_token(username: object, password: object) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def collect_secrets(config: object) -> list[str]:
-    """Every form of every value under a secret key anywhere in a (nested) config,
-    whatever the value's type, plus the HTTP basic token of each block that has a
-    ``username`` and a ``password``."""
+def collect_secrets(config: object, keys: frozenset[str]) -> list[str]:
+    """Every form of every value under a secret key (``keys``: the settings the schema
+    marks secret) anywhere in a (nested) config, whatever the value's type, plus the
+    HTTP basic token of each block that has a ``username`` and a ``password``."""
     found: set[str] = set()
     if isinstance(config, Mapping):
         for key, value in config.items():
-            if key in SECRET_KEYS:
+            if key in keys:
                 for text in _value_texts(value):
                     found |= secret_forms(text)
             else:
-                found.update(collect_secrets(value))
+                found.update(collect_secrets(value, keys))
         if "username" in config and config.get("password") is not None:
             found.add(_basic_auth_token(config["username"], config["password"]))
     elif isinstance(config, (list, tuple)):
         for item in config:
-            found.update(collect_secrets(item))
+            found.update(collect_secrets(item, keys))
     return sorted(found)
 
 

@@ -10,13 +10,90 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import os
+import typing as t
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tap_callcenter.timeconv import UTC, UnknownTimezoneError, load_zone, parse_utc
+from singer_sdk import typing as th
 
-PROVIDERS = ("conpeek", "thulium", "ecss")
+from tap_callcenter.provider import defaults_of
+from tap_callcenter.timeconv import UTC, parse_utc
+
+if t.TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from tap_callcenter.provider import Provider
+
 DEFAULT_START_DAYS = 30
+#: Largest accepted lookback (a week) and window (ten years): bigger values are typos
+#: (and a window of 1e12 days does not fit a date).
+MAX_LOOKBACK_MINUTES = 7 * 24 * 60
+MAX_WINDOW_DAYS = 3660
+
+#: Settings for every provider (the provider blocks come from the provider modules).
+GENERAL_SETTINGS: tuple[th.Property, ...] = (
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        description="Where a stream with no state begins (ISO 8601). Default: 30 days ago.",
+    ),
+    th.Property(
+        "end_date",
+        th.DateTimeType,
+        description="Exclusive upper bound of the sync (ISO 8601). Default: now at sync start.",
+    ),
+    th.Property(
+        "lookback_minutes",
+        th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES),
+        default=60,
+        description=(
+            "An incremental run restarts this far before the bookmark: a call record appears "
+            "when the call ends but is keyed by its start."
+        ),
+    ),
+    th.Property(
+        "window_days",
+        th.NumberType(exclusive_minimum=0, maximum=MAX_WINDOW_DAYS),
+        default=1,
+        description="Size of the date windows; the bookmark advances after each window.",
+    ),
+    th.Property(
+        "request_timeout",
+        th.NumberType(exclusive_minimum=0, maximum=3600),
+        default=60,
+        description="Seconds to wait for a response before retrying the request.",
+    ),
+    th.Property(
+        "max_tries",
+        th.IntegerType(minimum=1, maximum=100),
+        default=6,
+        description="Attempts per request on 429, 5xx, timeouts and dropped connections.",
+    ),
+    th.Property(
+        "backoff_factor",
+        th.NumberType(minimum=0, maximum=3600),
+        default=1.0,
+        description="First retry wait in seconds; doubles each retry (Retry-After wins).",
+    ),
+    th.Property(
+        "max_concurrency",
+        th.IntegerType(minimum=1, maximum=64),
+        default=8,
+        description=(
+            "Requests in flight per stream: later windows (and Thulium pages) are fetched "
+            "while earlier ones are emitted, in order. 1 = strictly sequential."
+        ),
+    ),
+    th.Property(
+        "backoff_max_wait",
+        th.NumberType(minimum=0, maximum=3600),
+        default=60.0,
+        description="Longest wait between two tries, in seconds (unless Retry-After asks more).",
+    ),
+)
+
+#: Defaults of the general settings, read from their declarations above.
+DEFAULTS = defaults_of(th.PropertiesList(*GENERAL_SETTINGS).to_dict())
 
 #: Tests only: the tap's "now" (ISO 8601), so a simulated-clock test can run the tap
 #: against an emulator whose time it controls. Never set it in production.
@@ -50,20 +127,20 @@ class SyncSettings:
             now=now,
             start_date=parse_utc(start) if start else now - dt.timedelta(days=DEFAULT_START_DAYS),
             end_date=min(parse_utc(end), now) if end else now,
-            lookback=dt.timedelta(minutes=_number(config, "lookback_minutes", 60)),
-            window=dt.timedelta(days=_number(config, "window_days", 1)),
-            request_timeout=_number(config, "request_timeout", 60),
-            max_tries=int(_number(config, "max_tries", 6)),
-            backoff_factor=_number(config, "backoff_factor", 1.0),
-            backoff_max_wait=_number(config, "backoff_max_wait", 60.0),
-            max_concurrency=int(_number(config, "max_concurrency", 8)),
+            lookback=dt.timedelta(minutes=_number(config, "lookback_minutes")),
+            window=dt.timedelta(days=_number(config, "window_days")),
+            request_timeout=_number(config, "request_timeout"),
+            max_tries=int(_number(config, "max_tries")),
+            backoff_factor=_number(config, "backoff_factor"),
+            backoff_max_wait=_number(config, "backoff_max_wait"),
+            max_concurrency=int(_number(config, "max_concurrency")),
         )
 
 
-def _number(config: Mapping, key: str, default: float) -> float:
+def _number(config: Mapping, key: str) -> float:
     """A numeric setting (already range-checked by the schema); null means the default."""
     value = config.get(key)
-    return default if value is None else float(value)
+    return float(DEFAULTS[key] if value is None else value)
 
 
 def utc_now() -> dt.datetime:
@@ -114,8 +191,9 @@ def unknown_key_errors(config: Mapping, schema: Mapping, path: str = "") -> list
     return errors
 
 
-def semantic_errors(config: Mapping) -> list[str]:
-    """Problems JSON schema cannot see: unparseable dates, unknown zones, empty ranges."""
+def semantic_errors(config: Mapping, providers: Sequence[Provider]) -> list[str]:
+    """Problems JSON schema cannot see: unparseable dates, empty ranges, and each
+    configured provider's own checks (zones that exist, settings that need others)."""
     errors: list[str] = []
     dates: dict[str, dt.datetime] = {}
     for key in ("start_date", "end_date"):
@@ -131,22 +209,13 @@ def semantic_errors(config: Mapping) -> list[str]:
             )
     if "start_date" in dates and "end_date" in dates and dates["end_date"] <= dates["start_date"]:
         errors.append("setting 'end_date' must be later than 'start_date'")
-    for provider in ("thulium", "ecss"):
-        block = config.get(provider)
-        if isinstance(block, Mapping) and block.get("timezone") is not None:
-            try:
-                load_zone(str(block["timezone"]))
-            except UnknownTimezoneError as exc:
-                errors.append(f"setting '{provider}.timezone': {exc}")
-    ecss = config.get("ecss")
-    if (
-        isinstance(ecss, Mapping)
-        and ecss.get("transport") == "websocket"
-        and not ecss.get("ws_url")
-    ):
-        errors.append("setting 'ecss.ws_url' is required when 'ecss.transport' is 'websocket'")
-    if not any(isinstance(config.get(p), Mapping) for p in PROVIDERS):
+    configured = [p for p in providers if isinstance(config.get(p.name), Mapping)]
+    for provider in configured:
+        errors.extend(provider.check(config[provider.name]))
+    if not configured:
+        names = [f"'{p.name}'" for p in providers]
         errors.append(
-            "no provider configured: add at least one of the blocks 'conpeek', 'thulium' or 'ecss'"
+            f"no provider configured: add at least one of the blocks "
+            f"{', '.join(names[:-1])} or {names[-1]}"
         )
     return errors

@@ -27,7 +27,9 @@ from tap_callcenter.errors import (
     install_log_redaction,
     redactor,
 )
+from tap_callcenter.provider import Provider, secret_keys
 from tap_callcenter.settings import (
+    GENERAL_SETTINGS,
     TEST_NOW_VARIABLE,
     SyncSettings,
     coerce_number_strings,
@@ -37,188 +39,13 @@ from tap_callcenter.settings import (
 )
 from tap_callcenter.state import check_state, parse_state_text
 
-#: Largest accepted lookback (a week) and window (ten years): bigger values are typos
-#: (and a window of 1e12 days does not fit a date).
-MAX_LOOKBACK_MINUTES = 7 * 24 * 60
-MAX_WINDOW_DAYS = 3660
-
-
-def _provider_block(name: str, description: str, *properties: th.Property) -> th.Property:
-    """A provider's settings: present means enabled; unknown keys inside are errors."""
-    return th.Property(
-        name, th.ObjectType(*properties, additional_properties=False), description=description
-    )
-
+#: Every provider the tap knows, in the order of the config reference.
+PROVIDERS: tuple[Provider, ...] = (conpeek.PROVIDER, thulium.PROVIDER, ecss.PROVIDER)
 
 CONFIG_SCHEMA = th.PropertiesList(
-    th.Property(
-        "start_date",
-        th.DateTimeType,
-        description="Where a stream with no state begins (ISO 8601). Default: 30 days ago.",
-    ),
-    th.Property(
-        "end_date",
-        th.DateTimeType,
-        description="Exclusive upper bound of the sync (ISO 8601). Default: now at sync start.",
-    ),
-    th.Property(
-        "lookback_minutes",
-        th.IntegerType(minimum=0, maximum=MAX_LOOKBACK_MINUTES),
-        default=60,
-        description=(
-            "An incremental run restarts this far before the bookmark: a call record appears "
-            "when the call ends but is keyed by its start."
-        ),
-    ),
-    th.Property(
-        "window_days",
-        th.NumberType(exclusive_minimum=0, maximum=MAX_WINDOW_DAYS),
-        default=1,
-        description="Size of the date windows; the bookmark advances after each window.",
-    ),
-    th.Property(
-        "request_timeout",
-        th.NumberType(exclusive_minimum=0, maximum=3600),
-        default=60,
-        description="Seconds to wait for a response before retrying the request.",
-    ),
-    th.Property(
-        "max_tries",
-        th.IntegerType(minimum=1, maximum=100),
-        default=6,
-        description="Attempts per request on 429, 5xx, timeouts and dropped connections.",
-    ),
-    th.Property(
-        "backoff_factor",
-        th.NumberType(minimum=0, maximum=3600),
-        default=1.0,
-        description="First retry wait in seconds; doubles each retry (Retry-After wins).",
-    ),
-    th.Property(
-        "max_concurrency",
-        th.IntegerType(minimum=1, maximum=64),
-        default=8,
-        description=(
-            "Requests in flight per stream: later windows (and Thulium pages) are fetched "
-            "while earlier ones are emitted, in order. 1 = strictly sequential."
-        ),
-    ),
-    th.Property(
-        "backoff_max_wait",
-        th.NumberType(minimum=0, maximum=3600),
-        default=60.0,
-        description="Longest wait between two tries, in seconds (unless Retry-After asks more).",
-    ),
-    _provider_block(
-        "conpeek",
-        "Conpeek: streams conpeek_cdr_dialog and conpeek_voice_campaign_request_summary.",
-        th.Property(
-            "api_url",
-            th.StringType,
-            required=True,
-            description="Conpeek API base URL (the cdr_dialog endpoint is {api_url}/cdr_dialog).",
-        ),
-        th.Property(
-            "api_key",
-            th.StringType,
-            required=True,
-            secret=True,
-            description="API key, sent as the raw Authorization header.",
-        ),
-        th.Property(
-            "sync_closures",
-            th.BooleanType,
-            default=True,
-            description=(
-                "Also re-read campaign request summaries closed since the last run "
-                "(by closed_date), so their closure reaches the warehouse."
-            ),
-        ),
-    ),
-    _provider_block(
-        "thulium",
-        "Thulium: streams thulium_connections and thulium_recordings.",
-        th.Property(
-            "api_url",
-            th.StringType,
-            required=True,
-            description="API base URL, e.g. https://<system>.thulium.com/api",
-        ),
-        th.Property("username", th.StringType, required=True, description="API user."),
-        th.Property(
-            "password",
-            th.StringType,
-            required=True,
-            secret=True,
-            description="API user's password.",
-        ),
-        th.Property(
-            "timezone",
-            th.StringType,
-            default="Europe/Warsaw",
-            description="IANA time zone of the Thulium system's wall clock.",
-        ),
-    ),
-    _provider_block(
-        "ecss",
-        "Eltex ECSS-10 call-center module: stream ecss_operator_call_history.",
-        th.Property(
-            "api_url",
-            th.StringType,
-            required=True,
-            description="HTTP base of the ECSS API, e.g. http://<host>:8086",
-        ),
-        th.Property("domain", th.StringType, required=True, description="ECSS virtual PBX domain."),
-        th.Property("client_id", th.StringType, required=True, description="API client id."),
-        th.Property(
-            "api_key",
-            th.StringType,
-            required=True,
-            secret=True,
-            description="API key for the login.",
-        ),
-        th.Property(
-            "phone_number",
-            th.StringType,
-            required=True,
-            description="The operator's phone number whose call history is read.",
-        ),
-        th.Property(
-            "transport",
-            th.StringType(allowed_values=["http", "websocket"]),
-            default="http",
-            description="http (XML over HTTP) or websocket (the framed JSON protocol).",
-        ),
-        th.Property(
-            "ws_url",
-            th.StringType,
-            description="Websocket URL, e.g. ws://<host>:8091 (required for websocket).",
-        ),
-        th.Property(
-            "timezone",
-            th.StringType,
-            required=True,
-            description=(
-                "IANA time zone of the ECSS server's clock (required: a wrong guess "
-                "would silently shift every call)."
-            ),
-        ),
-        th.Property(
-            "page_size",
-            th.IntegerType(minimum=1, maximum=10000),
-            default=100,
-            description="Records asked for per page (the server may give fewer).",
-        ),
-    ),
+    *GENERAL_SETTINGS, *(provider.config_block() for provider in PROVIDERS)
 ).to_dict()
 CONFIG_SCHEMA["additionalProperties"] = False  # a typo must not silently disable a provider
-
-#: Streams of each provider, discovered only when its config block is present.
-PROVIDER_STREAMS: dict[str, list[type[Stream]]] = {
-    "conpeek": [conpeek.CdrDialogStream, conpeek.VoiceCampaignRequestSummaryStream],
-    "thulium": [thulium.ConnectionsStream, thulium.RecordingsStream],
-    "ecss": [ecss.OperatorCallHistoryStream],
-}
 
 
 class TapTerminated(BaseException):
@@ -312,8 +139,11 @@ class TapCallcenter(Tap):
         """
         coerce_number_strings(self._config, self.config_jsonschema)
         config = dict(self.config)
-        redactor.add(collect_secrets(config))
+        redactor.add(collect_secrets(config, secret_keys(self.config_jsonschema)))
         install_log_redaction()
+        # urllib3 warns of each connection it drops or discards; the tap reports what
+        # a failed request means itself (one retry line, one final error)
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         schema = self.config_jsonschema
         self.append_builtin_config(schema)
         errors = unknown_key_errors(config, schema)
@@ -321,7 +151,7 @@ class TapCallcenter(Tap):
             if error.validator != "additionalProperties":  # reported above, with a guess
                 where = ".".join(str(part) for part in error.path)
                 errors.append(f"{where}: {error.message}" if where else error.message)
-        errors += semantic_errors(config)
+        errors += semantic_errors(config, PROVIDERS)
         if "batch_config" in config:
             errors = [e for e in errors if "'batch_config'" not in e]
             errors.append(
@@ -349,20 +179,20 @@ class TapCallcenter(Tap):
         cls.append_builtin_config(schema)
         prefix = cls._env_var_prefix
         config = parse_environment_config(schema, prefix)
-        for provider in PROVIDER_STREAMS:
-            block_schema = schema["properties"][provider]
-            nested = parse_environment_config(block_schema, f"{prefix}{provider.upper()}_")
+        for provider in PROVIDERS:
+            block_schema = schema["properties"][provider.name]
+            nested = parse_environment_config(block_schema, f"{prefix}{provider.name.upper()}_")
             if nested:
-                config[provider] = {**(config.get(provider) or {}), **nested}
+                config[provider.name] = {**(config.get(provider.name) or {}), **nested}
         return config
 
     def discover_streams(self) -> list[Stream]:
         """Streams of the configured providers only."""
         return [
             stream_class(tap=self)
-            for provider, classes in PROVIDER_STREAMS.items()
-            if isinstance(self.config.get(provider), dict)
-            for stream_class in classes
+            for provider in PROVIDERS
+            if isinstance(self.config.get(provider.name), dict)
+            for stream_class in provider.streams
         ]
 
 

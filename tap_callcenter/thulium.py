@@ -15,19 +15,23 @@ import typing as t
 from functools import cached_property
 
 from requests.auth import HTTPBasicAuth
+from singer_sdk import typing as th
 
 from tap_callcenter.client import CallcenterStream
 from tap_callcenter.coerce import optional_int
 from tap_callcenter.concurrency import map_in_order
+from tap_callcenter.engine import WINDOW, WINDOW_PARAMS
 from tap_callcenter.pagination import CountOffsetPaginator, payload_of
+from tap_callcenter.provider import Provider, timezone_errors
 from tap_callcenter.timeconv import LocalClock
-from tap_callcenter.windows import Window
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
     import requests
     from singer_sdk.helpers.types import Context
+
+    from tap_callcenter.windows import Window
 
 PAGE_SIZE = 100
 _WALL_FORMAT = "%Y-%m-%d %H:%M"
@@ -49,7 +53,7 @@ class ThuliumStream(CallcenterStream):
     @cached_property
     def clock(self) -> LocalClock:
         """Wall clock of the Thulium system (``thulium.timezone``)."""
-        return LocalClock(str(self.provider_config.get("timezone") or "Europe/Warsaw"))
+        return LocalClock(str(self.provider_config["timezone"]))
 
     @property
     def authenticator(self) -> HTTPBasicAuth:
@@ -88,7 +92,7 @@ class ThuliumStream(CallcenterStream):
                     self.name,
                     total,
                     step,
-                    Window.from_context(dict(context or {})),
+                    (context or {}).get(WINDOW),
                 )
             yield from super().request_records(context)
             return
@@ -108,7 +112,7 @@ class ThuliumStream(CallcenterStream):
         self.logger.info(
             "%s: the result changed while paging %s; reading the window again in order",
             self.name,
-            Window.from_context(dict(context or {})),
+            (context or {}).get(WINDOW),
         )
         yield from super().request_records(context)
 
@@ -135,8 +139,12 @@ class ThuliumStream(CallcenterStream):
             self.note_api_total(total)
         return super().parse_response(response)
 
-    def wall_bounds(self, window: Window) -> tuple[str, str]:
-        """Inclusive minute bounds covering the window in Thulium's wall clock."""
+    #: Query parameters of every request besides the window and the page.
+    extra_params: t.ClassVar[dict[str, str]] = {}
+
+    def window_params(self, window: Window, field: str) -> dict[str, t.Any]:
+        """Inclusive minute bounds covering the window in Thulium's wall clock (the API
+        filters on the call's ``date`` whatever the stream's key)."""
         bounds = self.clock.wall_range(window.start, window.end)
         if bounds is None:  # the engine sends no request for such a window
             msg = f"window {window} has no wall-clock time in {self.clock.zone}"
@@ -144,15 +152,14 @@ class ThuliumStream(CallcenterStream):
         lo, hi = bounds
         # Flooring both to the minute widens the range: the server's minute bounds are
         # inclusive, so date_to "12:34" still covers 12:34:59.
-        return lo.strftime(_WALL_FORMAT), hi.strftime(_WALL_FORMAT)
+        return {"date_from": lo.strftime(_WALL_FORMAT), "date_to": hi.strftime(_WALL_FORMAT)}
 
     def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
-        date_from, date_to = self.wall_bounds(Window.from_context(dict(context or {})))
         return {
             "limit": PAGE_SIZE,
             "offset": next_page_token or 0,
-            "date_from": date_from,
-            "date_to": date_to,
+            **(context or {})[WINDOW_PARAMS],
+            **self.extra_params,
         }
 
     # ------------------------------------------------------------- responses
@@ -215,11 +222,7 @@ class ConnectionsStream(ThuliumStream):
     integer_fields = ("duration", "billsec", "customer_id", "outbound_id", "queue_id", "topic_id")
     #: "" means no topic (a topic is a name from a list, never empty).
     empty_as_null_fields = ("topic",)
-
-    def get_url_params(self, context: Context | None, next_page_token: t.Any) -> dict[str, t.Any]:
-        params = super().get_url_params(context, next_page_token)
-        params.update(include_tags="true", include_topics="true")
-        return params
+    extra_params: t.ClassVar[dict[str, str]] = {"include_tags": "true", "include_topics": "true"}
 
 
 class RecordingsStream(ThuliumStream):
@@ -230,3 +233,33 @@ class RecordingsStream(ThuliumStream):
     primary_keys = ("connection_id", "filename")
     replication_key = "created_at"
     time_fields = ("date", "created_at")
+
+
+PROVIDER = Provider(
+    name="thulium",
+    description="Thulium: streams thulium_connections and thulium_recordings.",
+    settings=(
+        th.Property(
+            "api_url",
+            th.StringType,
+            required=True,
+            description="API base URL, e.g. https://<system>.thulium.com/api",
+        ),
+        th.Property("username", th.StringType, required=True, description="API user."),
+        th.Property(
+            "password",
+            th.StringType,
+            required=True,
+            secret=True,
+            description="API user's password.",
+        ),
+        th.Property(
+            "timezone",
+            th.StringType,
+            default="Europe/Warsaw",
+            description="IANA time zone of the Thulium system's wall clock.",
+        ),
+    ),
+    streams=(ConnectionsStream, RecordingsStream),
+    check=lambda block: timezone_errors("thulium", block),
+)

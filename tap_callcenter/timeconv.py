@@ -71,7 +71,6 @@ class LocalClock:
 
     def __init__(self, zone_name: str) -> None:
         self.zone = load_zone(zone_name)
-        self.name = zone_name
         self._cached_iso = lru_cache(maxsize=65536)(self._wall_text_to_iso)
 
     def to_utc(self, wall: dt.datetime) -> dt.datetime:

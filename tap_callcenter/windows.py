@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tap_callcenter.timeconv import format_utc, parse_utc
+from tap_callcenter.timeconv import format_utc
 
 
 @dataclass(frozen=True)
@@ -19,18 +19,6 @@ class Window:
 
     def __contains__(self, instant: dt.datetime) -> bool:
         return self.start <= instant < self.end
-
-    def as_context(self) -> dict[str, str]:
-        """JSON-friendly form, used as the SDK request context (it shows in metric logs)."""
-        return {"window_start": format_utc(self.start), "window_end": format_utc(self.end)}
-
-    @classmethod
-    def from_context(cls, context: dict | None) -> Window:
-        """Inverse of :meth:`as_context`."""
-        if not context or "window_start" not in context:
-            msg = "request made outside a date window"
-            raise ValueError(msg)
-        return cls(parse_utc(context["window_start"]), parse_utc(context["window_end"]))
 
     def __str__(self) -> str:
         return f"[{format_utc(self.start)}, {format_utc(self.end)})"

@@ -20,7 +20,7 @@ from tap_callcenter.coerce import (
     to_number,
     to_string,
 )
-from tap_callcenter.tap import PROVIDER_STREAMS
+from tap_callcenter.tap import PROVIDERS
 
 SCHEMA = {
     "type": "object",
@@ -137,7 +137,7 @@ def test_a_primary_key_is_never_nulled() -> None:
 
 
 @pytest.mark.parametrize(
-    "stream_class", [c for classes in PROVIDER_STREAMS.values() for c in classes],
+    "stream_class", [c for provider in PROVIDERS for c in provider.streams],
     ids=lambda c: c.name,
 )
 def test_each_schema_keeps_keys_non_null_text_and_declares_raw_values(stream_class) -> None:

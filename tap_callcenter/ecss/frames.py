@@ -5,7 +5,8 @@ Request:  ``01`` + payload length (10 digits) + request id (4 digits) + command 
 Response: ``01`` + payload length (10 digits) + request id (4 digits) + status (3 digits),
           then the payload.
 A newline may stand between header and payload in either direction; the length counts
-the payload's UTF-8 bytes only.
+the payload's UTF-8 bytes only. The tap encodes requests and decodes responses (the
+tests hold the other direction, written from the contract on their own).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ PROTOCOL = "01"
 _LENGTH_DIGITS = 10
 _ID_DIGITS = 4
 _RESPONSE = re.compile(r"01(\d{10})(\d{4})(\d{3})")
-_REQUEST = re.compile(r"01(\d{10})(\d{4})([A-Za-z_][A-Za-z0-9_.\-]*)")
 MAX_REQUEST_ID = 10**_ID_DIGITS - 1
 
 
@@ -27,11 +27,10 @@ class FrameError(ValueError):
 
 @dataclass(frozen=True)
 class Frame:
-    """A decoded frame: request id, command (requests) or status (responses), payload."""
+    """A decoded response frame: request id, status, payload."""
 
     request_id: int
     payload: str
-    command: str | None = None
     status: int | None = None
 
 
@@ -42,13 +41,6 @@ def encode_request(request_id: int, command: str, payload: str) -> str:
     return f"{PROTOCOL}{size:0{_LENGTH_DIGITS}d}{request_id:0{_ID_DIGITS}d}{command}\n{payload}"
 
 
-def encode_response(request_id: int, status: int, payload: str) -> str:
-    """A response frame (used by the emulator and the tests)."""
-    _check_id(request_id)
-    size = len(payload.encode("utf-8"))
-    return f"{PROTOCOL}{size:0{_LENGTH_DIGITS}d}{request_id:0{_ID_DIGITS}d}{status:03d}{payload}"
-
-
 def decode_response(text: str) -> Frame:
     """Parse a response frame; :class:`FrameError` when it is malformed."""
     match = _RESPONSE.match(text)
@@ -56,15 +48,6 @@ def decode_response(text: str) -> Frame:
         raise FrameError(f"not a response frame: {text[:40]!r}")
     size, request_id, status = (int(group) for group in match.groups())
     return Frame(request_id, _payload(text[match.end() :], size), status=status)
-
-
-def decode_request(text: str) -> Frame:
-    """Parse a request frame; :class:`FrameError` when it is malformed."""
-    match = _REQUEST.match(text)
-    if not match:
-        raise FrameError(f"not a request frame: {text[:40]!r}")
-    size, request_id = int(match.group(1)), int(match.group(2))
-    return Frame(request_id, _payload(text[match.end() :], size), command=match.group(3))
 
 
 def _payload(rest: str, size: int) -> str:

@@ -22,9 +22,9 @@ from tap_callcenter.ecss.xml import (
     parse_xml,
     read_answer,
 )
+from tap_callcenter.engine import WINDOW_PARAMS
 from tap_callcenter.pagination import RepeatedTagError, TagPaginator, payload_of
 from tap_callcenter.timeconv import LocalClock
-from tap_callcenter.windows import Window
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
@@ -32,8 +32,9 @@ if t.TYPE_CHECKING:
     import requests
     from singer_sdk.helpers.types import Context
 
+    from tap_callcenter.windows import Window
+
 ECSS_TIME_FORMAT = "%Y/%m/%d %H:%M:%S"
-DEFAULT_PAGE_SIZE = 100
 
 
 class OperatorCallHistoryStream(CallcenterStream):
@@ -67,11 +68,11 @@ class OperatorCallHistoryStream(CallcenterStream):
     @cached_property
     def transport(self) -> EcssTransport:
         """HTTP or websocket, as ``ecss.transport`` says."""
-        if self.provider_config.get("transport", "http") == "websocket":
+        if self.provider_config["transport"] == "websocket":
             return WebsocketTransport(self)
         return HttpTransport(self)
 
-    def window_filters(self, window: Window) -> dict[str, str]:
+    def window_params(self, window: Window, field: str) -> dict[str, t.Any]:
         """First-page filters of a window: inclusive local bounds, offset 0, limit."""
         bounds = self.clock.wall_range(window.start, window.end)
         if bounds is None:  # the engine sends no request for such a window
@@ -80,14 +81,14 @@ class OperatorCallHistoryStream(CallcenterStream):
         lo, hi = bounds
         return {
             "offset": "0",
-            "limit": str(self.provider_config.get("page_size") or DEFAULT_PAGE_SIZE),
+            "limit": str(self.provider_config["page_size"]),
             "from_date": lo.strftime(ECSS_TIME_FORMAT),
             "to_date": hi.strftime(ECSS_TIME_FORMAT),
         }
 
     def request_records(self, context: Context | None) -> Iterable[dict[str, t.Any]]:
         """Every page of one window, following the tag."""
-        first = self.window_filters(Window.from_context(dict(context or {})))
+        first = (context or {})[WINDOW_PARAMS]
         paginator = TagPaginator()
         fetch = self.request_decorator(self._fetch_page)
         while not paginator.finished:

@@ -27,13 +27,39 @@ from tap_callcenter.ecss.xml import (
     read_answer,
     request_bytes,
 )
-from tap_callcenter.errors import snippet
+from tap_callcenter.errors import CallcenterError, snippet
 from tap_callcenter.pagination import attach_payload
+from tap_callcenter.retry import is_auth_failure, is_retriable_status
 
 if t.TYPE_CHECKING:
-    from tap_callcenter.ecss.stream import OperatorCallHistoryStream
+    import logging
 
 COMMAND = "operator_call_history"
+
+
+class EcssStreamSide(t.Protocol):
+    """What a transport uses of its stream: settings, the HTTP session, and how the
+    stream judges answers and words its errors."""
+
+    name: str
+
+    @property
+    def auth_hint(self) -> str: ...
+    @property
+    def logger(self) -> logging.Logger: ...
+    @property
+    def provider_config(self) -> t.Mapping[str, t.Any]: ...
+    @property
+    def url_base(self) -> str: ...
+    @property
+    def timeout(self) -> int: ...
+    @property
+    def requests_session(self) -> requests.Session: ...
+    def validate_response(self, response: requests.Response) -> None: ...
+    def api_error_message(self, response: requests.Response) -> str: ...
+    def fail(
+        self, message: str, request: t.Any = None, hint: str | None = None
+    ) -> CallcenterError: ...
 
 
 class SessionRefused(Exception):
@@ -43,7 +69,7 @@ class SessionRefused(Exception):
 class EcssTransport:
     """Shared part: the HTTP login and the one-time session renewal."""
 
-    def __init__(self, stream: OperatorCallHistoryStream) -> None:
+    def __init__(self, stream: EcssStreamSide) -> None:
         self.stream = stream
         self.session = stream.requests_session
         self.logged_in = False
@@ -58,14 +84,14 @@ class EcssTransport:
         form = {k: str(config[k]) for k in ("client_id", "api_key", "phone_number")}
         url = f"{self.base_url}/login"
         response = self.session.post(url, data=form, timeout=self.stream.timeout)
-        if response.status_code in (401, 403):
+        if is_auth_failure(response.status_code):
             raise self.stream.fail(
                 f"login refused: HTTP {response.status_code} {response.reason}: "
                 f"{self.stream.api_error_message(response)}",
                 f"POST {urlsplit(url).path}",
                 hint=self.stream.auth_hint,
             )
-        if response.status_code == 429 or response.status_code >= 500:
+        if is_retriable_status(response.status_code):
             raise RetriableAPIError(
                 f"login: HTTP {response.status_code} {response.reason}", response
             )
@@ -129,7 +155,7 @@ class HttpTransport(EcssTransport):
 class WebsocketTransport(EcssTransport):
     """The same command over the websocket at ``ecss.ws_url``, one connection reused."""
 
-    def __init__(self, stream: OperatorCallHistoryStream) -> None:
+    def __init__(self, stream: EcssStreamSide) -> None:
         super().__init__(stream)
         self.url = str(stream.provider_config["ws_url"])
         self.connection: websocket.WebSocket | None = None
@@ -144,7 +170,7 @@ class WebsocketTransport(EcssTransport):
                 self.url, cookie=cookie, timeout=self.stream.timeout
             )
         except websocket.WebSocketBadStatusException as exc:
-            if exc.status_code in (401, 403):
+            if is_auth_failure(exc.status_code):
                 raise SessionRefused(f"websocket handshake answered {exc.status_code}") from None
             raise ConnectionError(f"websocket handshake failed: {exc.status_code}") from None
         except (OSError, websocket.WebSocketException) as exc:
@@ -171,7 +197,7 @@ class WebsocketTransport(EcssTransport):
         if frame.status == 403:
             self.close()
             raise SessionRefused(f"websocket status 403: {snippet(frame.payload, 200)}")
-        if frame.status is not None and (frame.status == 429 or frame.status >= 500):
+        if frame.status is not None and is_retriable_status(frame.status):
             raise RetriableAPIError(
                 f"websocket status {frame.status}: {snippet(frame.payload, 200)}"
             )

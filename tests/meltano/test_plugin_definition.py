@@ -13,11 +13,12 @@ import pytest
 import yaml
 
 from emulator import Emulator, ThuliumConfig
-from tap_callcenter.tap import CONFIG_SCHEMA, PROVIDER_STREAMS, TapCallcenter
+from tap_callcenter.tap import CONFIG_SCHEMA, PROVIDERS, TapCallcenter
 from tests.meltano.test_meltano import meltano
 from tests.tap_runner import parse_messages, run_tap
 
 ROOT = Path(__file__).resolve().parents[2]
+PROVIDER_NAMES = [provider.name for provider in PROVIDERS]
 HUB_FILE = ROOT / "hub" / "tap-callcenter.yml"
 
 #: What a JSON-schema type may be declared as in Meltano. Numbers are ``string``:
@@ -39,7 +40,7 @@ def tap_settings() -> dict[str, dict]:
     TapCallcenter.append_builtin_config(schema)
     flat = {}
     for name, spec in schema["properties"].items():
-        if name in PROVIDER_STREAMS:
+        if name in PROVIDER_NAMES:
             for key, sub in spec["properties"].items():
                 flat[f"{name}.{key}"] = sub
         else:
@@ -87,7 +88,7 @@ def test_each_provider_is_one_settings_group_of_its_required_settings() -> None:
     schema = CONFIG_SCHEMA["properties"]
     expected = [
         sorted(f"{provider}.{key}" for key in schema[provider]["required"])
-        for provider in PROVIDER_STREAMS
+        for provider in PROVIDER_NAMES
     ]
     assert sorted(sorted(g) for g in groups) == sorted(expected)
 
