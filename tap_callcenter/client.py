@@ -21,7 +21,8 @@ from singer_sdk import SchemaDirectory, StreamSchema
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 
-from tap_callcenter import schemas
+from tap_callcenter import bounded, schemas
+from tap_callcenter.bounded import BoundedSession, ca_bundle
 from tap_callcenter.coerce import RecordShape
 from tap_callcenter.engine import WindowedStream
 from tap_callcenter.errors import CallcenterError, describe_request, snippet
@@ -79,8 +80,18 @@ class CallcenterStream(WindowedStream, RESTStream):
         local = self.__dict__.setdefault("_thread_sessions", threading.local())
         session: requests.Session | None = getattr(local, "session", None)
         if session is None:
-            session = local.session = requests.Session()
+            session = local.session = BoundedSession(self.tls_verify)
         return session
+
+    @property
+    def tls_verify(self) -> str | bool:
+        """What verifies server certificates (``ca_bundle`` or the environment's)."""
+        return ca_bundle(self.settings.ca_bundle)
+
+    @property
+    def max_response_bytes(self) -> int:
+        """The largest decoded answer accepted (``max_response_mib``)."""
+        return self.settings.max_response_bytes
 
     @property
     def timeout(self) -> int:
@@ -98,14 +109,26 @@ class CallcenterStream(WindowedStream, RESTStream):
     def _request(
         self, prepared_request: requests.PreparedRequest, context: Context | None
     ) -> requests.Response:
-        """The SDK's request, with at most ``max_concurrency`` in flight per stream, and
-        none sent while the server has asked the stream to pause (429 Retry-After)."""
+        """The SDK's request, bounded in time, size and origin (:mod:`.bounded`), with
+        at most ``max_concurrency`` in flight per stream, and none sent while the server
+        has asked the stream to pause (429 Retry-After)."""
         with self._in_flight:
             # checked once the slot is taken: a request that waited for a slot must not
             # go out while the server has asked the stream to pause meanwhile
             while (pause := self._paused_until - time.monotonic()) > 0:
                 time.sleep(pause)
-            return super()._request(prepared_request, context)
+            request = self.authenticator(prepared_request)
+            response = bounded.send(
+                self.requests_session, request, self.timeout, self.max_response_bytes
+            )
+        self._write_request_duration_log(
+            endpoint=self.path,
+            response=response,
+            context=context,
+            extra_tags={"url": request.path_url} if self._LOG_REQUEST_METRIC_URLS else None,
+        )
+        self.validate_response(response)
+        return response
 
     def pause_for(self, response: requests.Response) -> None:
         """Honour a 429's ``Retry-After`` for every request of the stream, not only for
@@ -189,6 +212,12 @@ class CallcenterStream(WindowedStream, RESTStream):
             )
         try:
             payload = self.decode_body(response)
+        except RecursionError:
+            raise self.fail(
+                f"the {self.body_format} body nests deeper than the tap reads (a broken or "
+                "hostile server)",
+                response.request,
+            ) from None
         except ValueError as exc:
             raise RetriableAPIError(
                 f"the body is not the expected {self.body_format}: {exc}; "
@@ -221,7 +250,9 @@ class CallcenterStream(WindowedStream, RESTStream):
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
         """Records of one decoded page, transformed for output."""
-        return self.transform_page(self.page_records(payload_of(response)), response.request)
+        page = self.transform_page(self.page_records(payload_of(response)), response.request)
+        self.check_page_is_new(page, response.request)
+        return page
 
     def transform_page(
         self,
@@ -240,6 +271,28 @@ class CallcenterStream(WindowedStream, RESTStream):
                     f"record {key} has a value that cannot be read: {exc}", request
                 ) from None
         return out
+
+    def check_page_is_new(
+        self, page: list[dict[str, t.Any]], request: requests.PreparedRequest | str | None
+    ) -> None:
+        """Stop when a page holds only records already received in this window: the
+        server ignores the offset (or the tag), and would be paged for ever. Called once
+        per page, in the thread reading the window; a re-read from the start begins
+        afresh (``WindowedStream.read_window_again``)."""
+        received: set[tuple[t.Any, ...]] | None = getattr(self._fetching, "keys", None)
+        if received is None:
+            return
+        key_fields = tuple(self.primary_keys or ())
+        keys = {tuple(record.get(name) for name in key_fields) for record in page}
+        keys = {key for key in keys if None not in key and "" not in key}
+        if keys and keys <= received:
+            raise self.fail(
+                f"the server sent a page of {len(page)} record(s) all already received in "
+                "this window: it ignores the paging offset; stopping instead of paging "
+                "for ever",
+                request,
+            )
+        received |= keys
 
     #: Field coercions of ``transform_record``; each provider lists its fields.
     #: Empty strings that mean "absent" (optional ids, dates) -> null.

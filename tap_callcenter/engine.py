@@ -223,6 +223,7 @@ class WindowedStream(LeanRecordPath):
         if self.stamps_wall_clock and self.clock.wall_range(window.start, window.end) is None:
             return
         self._fetching.window = window
+        self.read_window_again()
         params = self.window_params(window, field)
         context = {WINDOW: str(window), "field": field, WINDOW_PARAMS: params}
         yield from self.request_records(context)
@@ -241,6 +242,11 @@ class WindowedStream(LeanRecordPath):
     def _fetching(self) -> threading.local:
         """The window each thread is fetching (a window is fetched by one thread)."""
         return threading.local()
+
+    def read_window_again(self) -> None:
+        """This thread reads its window from the start (again): keys received so far
+        no longer count as repeats for the paging guard (``check_page_is_new``)."""
+        self._fetching.keys = set()
 
     def note_api_total(self, total: int) -> None:
         """Remember the API's own count of the records of the window being fetched (by

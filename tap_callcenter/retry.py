@@ -18,6 +18,8 @@ from email.utils import parsedate_to_datetime
 import requests
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_callcenter.bounded import MAX_REDIRECTS, TOLD_FAILURES
+
 if t.TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -74,8 +76,10 @@ def short_reason(exc: BaseException | None) -> str:
     """A one-line reason for a failed attempt, without URLs or tracebacks."""
     if exc is None:
         return "unknown error"
-    if isinstance(exc, RetriableAPIError):
+    if isinstance(exc, (RetriableAPIError, *TOLD_FAILURES)):
         return str(exc)
+    if isinstance(exc, requests.TooManyRedirects):
+        return f"a redirect loop: still redirected after {MAX_REDIRECTS} redirects"
     if isinstance(exc, requests.Timeout):
         return "no answer within the timeout"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):

@@ -53,7 +53,12 @@ PRIVATE_SDK_NAMES: dict[str, str] = {
     ),
     "Stream._stream_version": "the RECORD version the SDK would write, for that fast path.",
     "_HTTPStream._request": (
-        "wraps each request: a 429 with Retry-After pauses every request of the stream, and "
-        "the number of requests in flight is bounded by max_concurrency."
+        "replaced: each request is sent bounded in time, bytes and origin (bounded.py); a "
+        "429 with Retry-After pauses every request of the stream, and the number of "
+        "requests in flight is bounded by max_concurrency."
     ),
+    "_HTTPStream._write_request_duration_log": (
+        "the SDK's http_request_duration metric, written as its own _request does."
+    ),
+    "_HTTPStream._LOG_REQUEST_METRIC_URLS": "whether that metric names the URL, as the SDK.",
 }

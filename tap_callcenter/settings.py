@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import ipaddress
 import os
 import typing as t
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
@@ -90,6 +92,23 @@ GENERAL_SETTINGS: tuple[th.Property, ...] = (
         default=60.0,
         description="Longest wait between two tries, in seconds (unless Retry-After asks more).",
     ),
+    th.Property(
+        "max_response_mib",
+        th.NumberType(exclusive_minimum=0, maximum=4096),
+        default=64,
+        description=(
+            "Largest answer accepted, in MiB after decompression (an HTTP body or one "
+            "websocket message); a bigger one stops the sync with an error naming this."
+        ),
+    ),
+    th.Property(
+        "ca_bundle",
+        th.StringType,
+        description=(
+            "PEM file of the CAs that sign the servers' certificates (a private CA). "
+            "Default: REQUESTS_CA_BUNDLE or SSL_CERT_FILE if set, else the bundled CAs."
+        ),
+    ),
 )
 
 #: Defaults of the general settings, read from their declarations above.
@@ -117,6 +136,10 @@ class SyncSettings:
     backoff_factor: float
     backoff_max_wait: float
     max_concurrency: int
+    #: Largest decoded answer, in bytes (``max_response_mib``).
+    max_response_bytes: int
+    #: The ``ca_bundle`` setting (None: the environment's, or the bundled CAs).
+    ca_bundle: str | None
 
     @classmethod
     def from_config(cls, config: Mapping, now: dt.datetime) -> SyncSettings:
@@ -134,6 +157,8 @@ class SyncSettings:
             backoff_factor=_number(config, "backoff_factor"),
             backoff_max_wait=_number(config, "backoff_max_wait"),
             max_concurrency=int(_number(config, "max_concurrency")),
+            max_response_bytes=int(_number(config, "max_response_mib") * 1024 * 1024),
+            ca_bundle=config.get("ca_bundle") or None,
         )
 
 
@@ -209,6 +234,9 @@ def semantic_errors(config: Mapping, providers: Sequence[Provider]) -> list[str]
             )
     if "start_date" in dates and "end_date" in dates and dates["end_date"] <= dates["start_date"]:
         errors.append("setting 'end_date' must be later than 'start_date'")
+    bundle = config.get("ca_bundle")
+    if bundle and not os.path.isfile(str(bundle)):
+        errors.append(f"setting 'ca_bundle': no file at {bundle!r}")
     configured = [p for p in providers if isinstance(config.get(p.name), Mapping)]
     for provider in configured:
         errors.extend(provider.check(config[provider.name]))
@@ -219,3 +247,35 @@ def semantic_errors(config: Mapping, providers: Sequence[Provider]) -> list[str]
             f"{', '.join(names[:-1])} or {names[-1]}"
         )
     return errors
+
+
+#: Host names that never leave the machine.
+_LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_warnings(config: Mapping, providers: Sequence[Provider]) -> list[str]:
+    """One line per URL setting that would send credentials unencrypted (``http://`` or
+    ``ws://``) to a host that is not this machine."""
+    lines = []
+    for provider in providers:
+        block = config.get(provider.name)
+        if not isinstance(block, Mapping):
+            continue
+        for key in ("api_url", "ws_url"):
+            parts = urlsplit(str(block.get(key) or ""))
+            if parts.scheme in ("http", "ws") and not _is_loopback(parts.hostname or ""):
+                lines.append(
+                    f"setting '{provider.name}.{key}' is {parts.scheme}://{parts.hostname}: "
+                    "credentials and call records cross the network unencrypted; use "
+                    f"{parts.scheme}s:// unless the network is trusted"
+                )
+    return lines

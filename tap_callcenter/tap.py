@@ -33,6 +33,7 @@ from tap_callcenter.settings import (
     TEST_NOW_VARIABLE,
     SyncSettings,
     coerce_number_strings,
+    plain_http_warnings,
     semantic_errors,
     unknown_key_errors,
     utc_now,
@@ -162,6 +163,8 @@ class TapCallcenter(Tap):
         if errors:
             raise ConfigValidationError("Invalid configuration", errors=errors)
         self.settings = SyncSettings.from_config(config, utc_now())
+        for line in plain_http_warnings(config, PROVIDERS):
+            self.logger.warning("%s", line)
         if os.environ.get(TEST_NOW_VARIABLE):
             self.logger.warning(
                 "%s is set: the tap takes 'now' to be %s (for tests only)",

@@ -80,6 +80,7 @@ class ThuliumStream(CallcenterStream):
         depends on the count either.
         """
         if self.concurrency <= 1:
+            self.read_window_again()
             yield from super().request_records(context)
             return
         records, total = self._fetch_page(context, 0)
@@ -94,9 +95,11 @@ class ThuliumStream(CallcenterStream):
                     step,
                     (context or {}).get(WINDOW),
                 )
+            self.read_window_again()
             yield from super().request_records(context)
             return
         self.note_api_total(total)
+        self.check_page_is_new(records, f"GET {self.path} at offset 0")
         yield from records
         if not step or step >= total:
             return
@@ -106,6 +109,7 @@ class ThuliumStream(CallcenterStream):
             for at, (page, page_total) in zip(planned, pages, strict=True):
                 if page_total != total or len(page) != min(step, total - at):
                     break
+                self.check_page_is_new(page, f"GET {self.path} at offset {at}")
                 yield from page
             else:
                 return
@@ -114,6 +118,7 @@ class ThuliumStream(CallcenterStream):
             self.name,
             (context or {}).get(WINDOW),
         )
+        self.read_window_again()
         yield from super().request_records(context)
 
     def _fetch_page(

@@ -97,7 +97,9 @@ class OperatorCallHistoryStream(CallcenterStream):
                 filters["tag"] = paginator.current_value
             response = fetch(filters, context)
             page: Page = payload_of(response)
-            yield from self.transform_page(page.records, self.transport.describe(filters))
+            records = self.transform_page(page.records, self.transport.describe(filters))
+            self.check_page_is_new(records, self.transport.describe(filters))
+            yield from records
             try:
                 paginator.advance(response)
             except RepeatedTagError as exc:

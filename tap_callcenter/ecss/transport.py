@@ -18,6 +18,7 @@ import requests
 import websocket
 from singer_sdk.exceptions import RetriableAPIError
 
+from tap_callcenter import bounded
 from tap_callcenter.ecss import frames
 from tap_callcenter.ecss.xml import (
     EcssErrorAnswer,
@@ -55,6 +56,10 @@ class EcssStreamSide(t.Protocol):
     def timeout(self) -> int: ...
     @property
     def requests_session(self) -> requests.Session: ...
+    @property
+    def tls_verify(self) -> str | bool: ...
+    @property
+    def max_response_bytes(self) -> int: ...
     def validate_response(self, response: requests.Response) -> None: ...
     def api_error_message(self, response: requests.Response) -> str: ...
     def fail(
@@ -78,12 +83,19 @@ class EcssTransport:
     def base_url(self) -> str:
         return self.stream.url_base
 
+    def post(self, url: str, **kwargs: t.Any) -> requests.Response:
+        """POST through the session (its cookies), bounded like every request."""
+        request = self.session.prepare_request(requests.Request("POST", url, **kwargs))
+        return bounded.send(
+            self.session, request, self.stream.timeout, self.stream.max_response_bytes
+        )
+
     def login(self) -> None:
         """POST the credentials as a form; the session cookie lands in the session."""
         config = self.stream.provider_config
         form = {k: str(config[k]) for k in ("client_id", "api_key", "phone_number")}
         url = f"{self.base_url}/login"
-        response = self.session.post(url, data=form, timeout=self.stream.timeout)
+        response = self.post(url, data=form)
         if is_auth_failure(response.status_code):
             raise self.stream.fail(
                 f"login refused: HTTP {response.status_code} {response.reason}: "
@@ -136,11 +148,10 @@ class HttpTransport(EcssTransport):
     """POST the XML request to ``{api_url}/{domain}/service/cc/arm/operator_call_history``."""
 
     def _fetch(self, filters: dict[str, str]) -> requests.Response:
-        response = self.session.post(
+        response = self.post(
             f"{self.base_url}/{COMMAND}",
             data=request_bytes(filters),
             headers={"Content-Type": "application/xml; charset=utf-8"},
-            timeout=self.stream.timeout,
         )
         if response.status_code == 403:
             raise SessionRefused(self.stream.api_error_message(response))
@@ -158,17 +169,20 @@ class WebsocketTransport(EcssTransport):
     def __init__(self, stream: EcssStreamSide) -> None:
         super().__init__(stream)
         self.url = str(stream.provider_config["ws_url"])
-        self.connection: websocket.WebSocket | None = None
+        self.connection: bounded.BoundedWebSocket | None = None
         self.next_id = 0
 
-    def _connect(self) -> websocket.WebSocket:
+    def _connect(self) -> bounded.BoundedWebSocket:
         if self.connection is not None and self.connection.connected:
             return self.connection
         cookie = "; ".join(f"{c.name}={c.value}" for c in self.session.cookies)
+        stream = self.stream
         try:
-            self.connection = websocket.create_connection(
-                self.url, cookie=cookie, timeout=self.stream.timeout
+            self.connection = bounded.open_websocket(
+                self.url, cookie, stream.timeout, stream.max_response_bytes, stream.tls_verify
             )
+        except requests.RequestException:  # refused redirect, TLS, deadline: as they are
+            raise
         except websocket.WebSocketBadStatusException as exc:
             if is_auth_failure(exc.status_code):
                 raise SessionRefused(f"websocket handshake answered {exc.status_code}") from None
@@ -178,22 +192,7 @@ class WebsocketTransport(EcssTransport):
         return self.connection
 
     def _fetch(self, filters: dict[str, str]) -> requests.Response:
-        connection = self._connect()
-        self.next_id = self.next_id % frames.MAX_REQUEST_ID + 1
-        request_id = self.next_id
-        payload = json.dumps([element_to_json(build_request(filters))], ensure_ascii=False)
-        try:
-            connection.send(frames.encode_request(request_id, COMMAND, payload))
-            frame = self._receive(connection, request_id)
-        except websocket.WebSocketTimeoutException:
-            self.close()
-            raise requests.exceptions.Timeout("no websocket answer within the timeout") from None
-        except (OSError, websocket.WebSocketException) as exc:
-            self.close()
-            raise ConnectionError(f"the websocket broke: {exc}") from None
-        except frames.FrameError as exc:
-            self.close()
-            raise RetriableAPIError(f"malformed websocket frame: {exc}") from None
+        frame = self._exchange(filters)
         if frame.status == 403:
             self.close()
             raise SessionRefused(f"websocket status 403: {snippet(frame.payload, 200)}")
@@ -202,11 +201,16 @@ class WebsocketTransport(EcssTransport):
                 f"websocket status {frame.status}: {snippet(frame.payload, 200)}"
             )
         try:
-            root = json_to_element(json.loads(frame.payload))
-            page = read_answer(root)
+            page = read_answer(json_to_element(json.loads(frame.payload)))
         except EcssErrorAnswer as exc:
             raise self.stream.fail(
                 f"the server answered with status {frame.status} and an error: {exc}",
+                self.describe(filters),
+            ) from None
+        except RecursionError:
+            raise self.stream.fail(
+                "the websocket answer nests deeper than the tap reads (a broken or hostile "
+                "server)",
                 self.describe(filters),
             ) from None
         except ValueError as exc:
@@ -221,13 +225,43 @@ class WebsocketTransport(EcssTransport):
         attach_payload(response, page)
         return response
 
+    def _exchange(self, filters: dict[str, str]) -> frames.Frame:
+        """Send one request and wait for its answer, all within ``request_timeout``
+        (frames answering other requests are skipped, not waited on for ever)."""
+        connection = self._connect()
+        self.next_id = self.next_id % frames.MAX_REQUEST_ID + 1
+        payload = json.dumps([element_to_json(build_request(filters))], ensure_ascii=False)
+        timeout = self.stream.timeout
+        with bounded.Deadline(timeout) as deadline:
+            deadline.watch(connection.sock)
+            try:
+                connection.send(frames.encode_request(self.next_id, COMMAND, payload))
+                return self._receive(connection, self.next_id)
+            except bounded.AnswerTooLarge:
+                self.close()
+                raise
+            except (OSError, websocket.WebSocketException) as exc:
+                self.close()
+                if deadline.expired or isinstance(exc, websocket.WebSocketTimeoutException):
+                    raise bounded.AttemptTimedOut(
+                        f"no complete websocket answer within request_timeout ({timeout:g} s)"
+                    ) from None
+                raise ConnectionError(f"the websocket broke: {exc}") from None
+            except frames.FrameError as exc:
+                self.close()
+                raise RetriableAPIError(f"malformed websocket frame: {exc}") from None
+
     @staticmethod
-    def _receive(connection: websocket.WebSocket, request_id: int) -> frames.Frame:
+    def _receive(connection: bounded.BoundedWebSocket, request_id: int) -> frames.Frame:
         """Frames until the one answering ``request_id`` (others are not ours)."""
         while True:
-            text = connection.recv()
+            text = connection.recv_message()
             if isinstance(text, bytes):
-                text = text.decode("utf-8")
+                try:
+                    text = text.decode("utf-8")
+                except UnicodeDecodeError:
+                    msg = "a binary frame that is not UTF-8 text"
+                    raise frames.FrameError(msg) from None
             if not text:
                 raise ConnectionError("the websocket closed")
             frame = frames.decode_response(text)
