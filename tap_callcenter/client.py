@@ -275,24 +275,27 @@ class CallcenterStream(WindowedStream, RESTStream):
     def check_page_is_new(
         self, page: list[dict[str, t.Any]], request: requests.PreparedRequest | str | None
     ) -> None:
-        """Stop when a page holds only records already received in this window: the
-        server ignores the offset (or the tag), and would be paged for ever. Called once
+        """Stop when a page repeats the window's first page or the page before it: the
+        server ignores the offset (or the tag) and would be paged for ever. Only those
+        two pages are remembered, so memory does not grow with the window. Called once
         per page, in the thread reading the window; a re-read from the start begins
         afresh (``WindowedStream.read_window_again``)."""
-        received: set[tuple[t.Any, ...]] | None = getattr(self._fetching, "keys", None)
-        if received is None:
+        pages: list[set[tuple[t.Any, ...]]] | None = getattr(self._fetching, "pages", None)
+        if pages is None:
             return
         key_fields = tuple(self.primary_keys or ())
         keys = {tuple(record.get(name) for name in key_fields) for record in page}
         keys = {key for key in keys if None not in key and "" not in key}
-        if keys and keys <= received:
+        if not keys:
+            return
+        if any(keys <= earlier for earlier in pages):
             raise self.fail(
-                f"the server sent a page of {len(page)} record(s) all already received in "
-                "this window: it ignores the paging offset; stopping instead of paging "
-                "for ever",
+                f"the server sent again a page of {len(page)} record(s) already received "
+                "in this window: it ignores the paging offset; stopping instead of "
+                "paging for ever",
                 request,
             )
-        received |= keys
+        self._fetching.pages = [pages[0], keys] if pages else [keys]
 
     #: Field coercions of ``transform_record``; each provider lists its fields.
     #: Empty strings that mean "absent" (optional ids, dates) -> null.

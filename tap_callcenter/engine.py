@@ -244,9 +244,9 @@ class WindowedStream(LeanRecordPath):
         return threading.local()
 
     def read_window_again(self) -> None:
-        """This thread reads its window from the start (again): keys received so far
+        """This thread reads its window from the start (again): pages received so far
         no longer count as repeats for the paging guard (``check_page_is_new``)."""
-        self._fetching.keys = set()
+        self._fetching.pages = []
 
     def note_api_total(self, total: int) -> None:
         """Remember the API's own count of the records of the window being fetched (by
