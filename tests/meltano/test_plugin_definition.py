@@ -9,6 +9,7 @@ import copy
 import json
 from pathlib import Path
 
+import certifi
 import pytest
 import yaml
 
@@ -114,6 +115,8 @@ def every_setting_as_environment() -> tuple[dict[str, str], dict]:
         "backoff_factor": "0.5",
         "backoff_max_wait": "5",
         "max_concurrency": "3",
+        "max_response_mib": "16",
+        "ca_bundle": certifi.where(),  # a PEM file that exists
         "conpeek.api_url": "http://127.0.0.1:9/conpeek",
         "conpeek.api_key": "conpeek-secret",
         "conpeek.sync_closures": "false",
