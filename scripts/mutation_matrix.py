@@ -557,6 +557,23 @@ MUTATIONS: tuple[Mutation, ...] = (
         "                pass",
         ("tests/test_lifecycle.py::test_completeness_report_counts_what_was_read_again",),
     ),
+    # -- Hostile servers
+    Mutation(
+        "plain-http-warning",
+        "Credentials over plain http to another host are a WARNING",
+        "tap_callcenter/settings.py",
+        'if parts.scheme in ("http", "ws") and not _is_loopback(parts.hostname or ""):',
+        "if False:",
+        ("tests/test_transport_settings.py::test_plain_http_to_another_host_is_a_warning",),
+    ),
+    Mutation(
+        "ca-bundle-checked",
+        "A ca_bundle that is no file is a setting error",
+        "tap_callcenter/settings.py",
+        "    if bundle and not os.path.isfile(str(bundle)):",
+        "    if False:",
+        ("tests/test_transport_settings.py",),
+    ),
 )
 
 #: Promised behaviours whose rows are still to come (owner's work not landed yet):
