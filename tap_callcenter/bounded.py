@@ -305,6 +305,7 @@ class _CappedFrames(frame_buffer):
         super().recv_length()
         self.message_bytes += self.length or 0
         if self.message_bytes > self.max_bytes:
+            self.clear()  # no later read may take this frame's length for its own
             raise AnswerTooLarge(too_large(self.max_bytes, "by its frame header"))
 
 

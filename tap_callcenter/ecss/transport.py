@@ -272,7 +272,9 @@ class WebsocketTransport(EcssTransport):
         return f"websocket {COMMAND} with filters {json.dumps(filters, ensure_ascii=False)}"
 
     def close(self) -> None:
+        """Drop the connection without the closing handshake: after a failure the
+        server may still be sending, and nothing more is read from it."""
         if self.connection is not None:
             with contextlib.suppress(Exception):
-                self.connection.close()
+                self.connection.shutdown()
         self.connection = None
