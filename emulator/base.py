@@ -16,11 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import Message
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-if TYPE_CHECKING:
-    from emulator.server import Emulator
+from emulator.faults import FaultConfig
 
 
 @dataclass
@@ -225,6 +224,16 @@ class VisibleIndex:
         return found
 
 
+class ProviderHost(Protocol):
+    """What a provider uses of the emulator that runs it (``server.Emulator``). A protocol,
+    so this module never imports the server: imports go one way, server -> base."""
+
+    host: str
+    faults: FaultConfig
+
+    def log_request(self, entry: dict[str, Any]) -> None: ...
+
+
 class Provider:
     """Base class of an emulated API served under ``/<name>/...``.
 
@@ -241,7 +250,7 @@ class Provider:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.emulator: Emulator | None = None
+        self.emulator: ProviderHost | None = None
         #: The simulated now; the Emulator replaces it with the one all providers share.
         self.sim_clock = SimClock()
         self.visible_index = VisibleIndex()
@@ -262,7 +271,7 @@ class Provider:
         """What a client needs to connect (printed by the CLI); no secrets hidden: test data."""
         return {"api_url": base_url + self.api_path}
 
-    def on_start(self, emulator: Emulator) -> None:
+    def on_start(self, emulator: ProviderHost) -> None:
         """Called each time the emulator starts listening (also after a restart)."""
         self.emulator = emulator
 

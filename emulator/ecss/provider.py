@@ -46,6 +46,7 @@ from emulator.base import (
     Delivery,
     Instant,
     Provider,
+    ProviderHost,
     Request,
     Response,
     Routes,
@@ -1043,7 +1044,7 @@ class EcssProvider(Provider):
     def ws_url(self) -> str:
         return f"ws://{self.ws_host}:{self.ws_port}"
 
-    def on_start(self, emulator: Any) -> None:
+    def on_start(self, emulator: ProviderHost) -> None:
         super().on_start(emulator)
         if self._ws is not None:
             return
