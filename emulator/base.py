@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import Message
@@ -19,6 +19,18 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from emulator.faults import FaultConfig
+
+
+def parse_cookies(cookie_headers: Iterable[str]) -> dict[str, str]:
+    """``name=value`` pairs of every ``Cookie`` header (HTTP requests and the websocket
+    handshake alike); the last one of a name wins."""
+    jar: dict[str, str] = {}
+    for header in cookie_headers:
+        for part in header.split(";"):
+            name, sep, value = part.strip().partition("=")
+            if sep:
+                jar[name] = value
+    return jar
 
 
 @dataclass
@@ -50,13 +62,7 @@ class Request:
     @property
     def cookies(self) -> dict[str, str]:
         """Cookies sent by the client (needed by providers with cookie sessions)."""
-        jar: dict[str, str] = {}
-        for header in self.headers.get_all("Cookie") or []:
-            for part in header.split(";"):
-                name, sep, value = part.strip().partition("=")
-                if sep:
-                    jar[name] = value
-        return jar
+        return parse_cookies(self.headers.get_all("Cookie") or [])
 
 
 @dataclass
