@@ -1,6 +1,6 @@
 """Provider-neutral pieces shared by the server core and every emulated API.
 
-A provider (Thulium now; Conpeek and Eltex ECSS next) is a sibling module that
+A provider (Thulium, Conpeek, Eltex ECSS) is a sibling module or package that
 subclasses :class:`Provider` and registers itself with :func:`register_provider`.
 The core (``server.py``) only knows this interface, so adding a provider never
 changes the core.

@@ -1216,20 +1216,3 @@ def _factory(config: Any, seed: int) -> Provider:
 
 
 register_provider("ecss", EcssConfig, _factory)
-
-__all__ = [
-    "ATTRIBUTES",
-    "COMMAND",
-    "COOKIE_NAME",
-    "DEFAULT_API_KEY",
-    "DEFAULT_CLIENT_ID",
-    "DEFAULT_DOMAIN",
-    "DEFAULT_PHONE_NUMBER",
-    "LISTS",
-    "SETTINGS",
-    "EcssConfig",
-    "EcssError",
-    "EcssProvider",
-    "format_local",
-    "parse_local",
-]
