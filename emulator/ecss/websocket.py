@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from http import HTTPStatus
@@ -21,6 +22,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request as WsRequest
 from websockets.http11 import Response as WsResponse
+from websockets.protocol import State
 from websockets.sync.server import Server, ServerConnection, serve
 
 from emulator.base import parse_cookies
@@ -163,19 +165,30 @@ class WebSocketServer:
     def stop(self) -> None:
         """Stop accepting, cut every client (no close frame), free the port.
 
-        The library's shutdown waits for every connection handler; one accepted just
-        before it would wait for its handshake timeout, so clients are cut until the
-        shutdown is done."""
-        closer = threading.Thread(target=self._server.shutdown, name=f"ws-{self.port}-stop")
+        The library's shutdown waits for every connection handler, and closes the open
+        ones with a close frame on a thread pool (refused once the interpreter exits, e.g.
+        from atexit). So clients are cut first, and again until the shutdown is done: one
+        accepted just before it would otherwise wait for its handshake timeout."""
+        self._cut_clients()
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and any(
+            c.state is State.OPEN for c in list(self._connections)
+        ):
+            time.sleep(0.01)  # the library notices the cut sockets (state CLOSED)
+        closer = threading.Thread(target=self._shutdown, name=f"ws-{self.port}-stop")
         closer.start()
-        while True:
-            done = not closer.is_alive()  # then one last cut: nothing new gets in
-            for connection in list(self._connections):
-                with contextlib.suppress(OSError):
-                    connection.socket.shutdown(socket.SHUT_RDWR)
-            if done:
-                break
+        while closer.is_alive():
             closer.join(timeout=0.05)
+            self._cut_clients()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def _cut_clients(self) -> None:
+        for connection in list(self._connections):
+            with contextlib.suppress(OSError):
+                connection.socket.shutdown(socket.SHUT_RDWR)
+
+    def _shutdown(self) -> None:
+        with contextlib.suppress(RuntimeError):  # no thread pool at interpreter exit
+            self._server.shutdown()
