@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check -e .
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[emulator]'
 python3 -m venv .venv-meltano
 .venv-meltano/bin/python -m pip install -q --disable-pip-version-check "meltano==4.4.1"
 exec .venv/bin/python scripts/demo.py --meltano .venv-meltano/bin/meltano "$@"

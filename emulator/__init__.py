@@ -1,4 +1,5 @@
-"""HTTP emulator of the call-center APIs (Thulium now; Conpeek and ECSS plug in next).
+"""Emulator of the call-center APIs: Thulium and Conpeek (HTTP/JSON), Eltex ECSS-10
+(XML over HTTP, and a websocket).
 
 Importing a provider module registers it; add new providers to the import list below.
 """

@@ -1,6 +1,6 @@
 """Provider-neutral pieces shared by the server core and every emulated API.
 
-A provider (Thulium now; Conpeek and Eltex ECSS next) is a sibling module that
+A provider (Thulium, Conpeek, Eltex ECSS) is a sibling module or package that
 subclasses :class:`Provider` and registers itself with :func:`register_provider`.
 The core (``server.py``) only knows this interface, so adding a provider never
 changes the core.
@@ -11,16 +11,26 @@ from __future__ import annotations
 import json
 import random
 import threading
-from bisect import bisect_left
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.message import Message
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-if TYPE_CHECKING:
-    from emulator.server import Emulator
+from emulator.faults import FaultConfig
+
+
+def parse_cookies(cookie_headers: Iterable[str]) -> dict[str, str]:
+    """``name=value`` pairs of every ``Cookie`` header (HTTP requests and the websocket
+    handshake alike); the last one of a name wins."""
+    jar: dict[str, str] = {}
+    for header in cookie_headers:
+        for part in header.split(";"):
+            name, sep, value = part.strip().partition("=")
+            if sep:
+                jar[name] = value
+    return jar
 
 
 @dataclass
@@ -52,13 +62,7 @@ class Request:
     @property
     def cookies(self) -> dict[str, str]:
         """Cookies sent by the client (needed by providers with cookie sessions)."""
-        jar: dict[str, str] = {}
-        for header in self.headers.get_all("Cookie") or []:
-            for part in header.split(";"):
-                name, sep, value = part.strip().partition("=")
-                if sep:
-                    jar[name] = value
-        return jar
+        return parse_cookies(self.headers.get_all("Cookie") or [])
 
 
 @dataclass
@@ -79,6 +83,31 @@ class Response:
 
 Handler = Callable[[Request], Response]
 Routes = Mapping[tuple[str, str], Handler]
+
+
+#: A UTC ``(start, end)`` given by a test: aware datetimes or ISO strings.
+UtcRange = tuple[datetime | str, datetime | str]
+
+
+def expected_response(rows: list[dict[str, Any]]) -> Response:
+    """``/_emulator/<name>/expected``: the rows of ``expected()``, keys as JSON lists."""
+    for row in rows:
+        row["key"] = list(row["key"])
+    return Response.json(rows)
+
+
+def insert_arguments(request: Request) -> tuple[dict[str, Any], int, UtcRange | None]:
+    """``/_emulator/<name>/insert``: the body, ``n`` (default 1) and the ``from``/``to``
+    range (None unless both are given)."""
+    body = request.json()
+    n = int(body.get("n", 1))
+    at_utc = (body["from"], body["to"]) if body.get("from") and body.get("to") else None
+    return body, n, at_utc
+
+
+def inserted_response(records: list[dict[str, Any]]) -> Response:
+    """``/_emulator/<name>/insert``'s answer: how many records, and the records."""
+    return Response.json({"inserted": len(records), "records": records})
 
 
 def parse_query(raw: str) -> dict[str, list[str]]:
@@ -225,6 +254,16 @@ class VisibleIndex:
         return found
 
 
+class ProviderHost(Protocol):
+    """What a provider uses of the emulator that runs it (``server.Emulator``). A protocol,
+    so this module never imports the server: imports go one way, server -> base."""
+
+    host: str
+    faults: FaultConfig
+
+    def log_request(self, entry: dict[str, Any]) -> None: ...
+
+
 class Provider:
     """Base class of an emulated API served under ``/<name>/...``.
 
@@ -235,13 +274,17 @@ class Provider:
     name: str = ""
     #: Path of the API below the emulator root, e.g. ``/thulium/api``.
     api_path: str = ""
+    #: The provider's name in messages ("Thulium").
+    title: str = ""
+    #: Knobs a test may change at run time (see :meth:`set`).
+    runtime_settings: tuple[str, ...] = ()
     #: Serve loosely typed values, as some real servers do (see :func:`loosen`); the
     #: Emulator's ``loose_types`` sets it, tests may flip it at any time.
     loose_types: bool = False
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.emulator: Emulator | None = None
+        self.emulator: ProviderHost | None = None
         #: The simulated now; the Emulator replaces it with the one all providers share.
         self.sim_clock = SimClock()
         self.visible_index = VisibleIndex()
@@ -251,8 +294,61 @@ class Provider:
         return {}
 
     def control_routes(self) -> Routes:
-        """Test/demo helpers under ``/_emulator/<name>/...`` (never fault-injected)."""
+        """Test/demo helpers under ``/_emulator/<name>/...`` (never fault-injected); here
+        ``/settings`` (GET and POST) when the provider has runtime settings."""
+        if not self.runtime_settings:
+            return {}
+        return {
+            ("GET", "/settings"): self._control_settings,
+            ("POST", "/settings"): self._control_settings,
+        }
+
+    # -- runtime settings (``set``, ``settings``, ``/_emulator/<name>/settings``) ----------
+
+    def counts(self) -> dict[str, int]:
+        """How many records the provider holds, per store (shown with the settings)."""
         return {}
+
+    def coerce_setting(self, name: str, value: Any) -> Any:
+        """A setting's value as stored (e.g. ``int``); raise ValueError to refuse it."""
+        return value
+
+    def validate_settings(self) -> None:
+        """Raise ValueError for a bad value or combination: :meth:`set` then restores them."""
+
+    def set(self, **knobs: Any) -> dict[str, Any]:
+        """Change runtime settings (names in ``runtime_settings``): all or none of them;
+        unknown names or bad values raise ValueError. Returns :meth:`settings`."""
+        unknown = sorted(set(knobs) - set(self.runtime_settings))
+        if unknown:
+            raise ValueError(f"unknown {self.title} setting(s): {', '.join(unknown)}")
+        with self.lock:
+            old = {name: getattr(self, name) for name in knobs}
+            try:
+                for name, value in knobs.items():
+                    setattr(self, name, self.coerce_setting(name, value))
+                self.validate_settings()
+            except (ValueError, TypeError):
+                for name, value in old.items():
+                    setattr(self, name, value)
+                raise
+        return self.settings()
+
+    def settings(self) -> dict[str, Any]:
+        """The runtime settings and :meth:`counts`."""
+        with self.lock:
+            data = {name: getattr(self, name) for name in self.runtime_settings}
+        data.update(self.counts())
+        return data
+
+    def _control_settings(self, request: Request) -> Response:
+        """GET: :meth:`settings`; POST a JSON object: :meth:`set` it, answer the result."""
+        if request.method == "POST":
+            body = request.json()
+            if not isinstance(body, dict):
+                raise ValueError(f"expected a JSON object of {self.title} settings")
+            return Response.json(self.set(**body))
+        return Response.json(self.settings())
 
     def error_response(self, status: int, message: str) -> Response:
         """The provider's own error body (used by fault injection too)."""
@@ -262,7 +358,7 @@ class Provider:
         """What a client needs to connect (printed by the CLI); no secrets hidden: test data."""
         return {"api_url": base_url + self.api_path}
 
-    def on_start(self, emulator: Emulator) -> None:
+    def on_start(self, emulator: ProviderHost) -> None:
         """Called each time the emulator starts listening (also after a restart)."""
         self.emulator = emulator
 
@@ -288,26 +384,6 @@ PROVIDERS: dict[str, ProviderSpec] = {}
 def register_provider(name: str, config_type: type, factory: ProviderFactory) -> None:
     """Make a provider known to :class:`~emulator.server.Emulator` (idempotent)."""
     PROVIDERS[name] = ProviderSpec(name, config_type, factory)
-
-
-#: Sort keys of the providers' stores are ``local_seconds * KEY_SCALE + sequence``.
-KEY_SCALE = 10**9
-
-
-def newest_insert_range(
-    keys: Sequence[int], lo: int | None, hi: int | None, fallback_hi: int
-) -> tuple[int, int]:
-    """Local-seconds range for records inserted "while a client pages": the last 30
-    minutes of the requested range ``[lo, hi]`` (or of the data when unbounded), and no
-    older than the newest stored record in it, so the new records sort first in a
-    newest-first list and push every later page down."""
-    if hi is None:
-        hi = keys[-1] // KEY_SCALE if keys else fallback_hi
-    low = max(hi - 1799, lo if lo is not None else hi - 1799)
-    newest = bisect_left(keys, (hi + 1) * KEY_SCALE) - 1
-    if newest >= 0:
-        low = min(hi, max(low, keys[newest] // KEY_SCALE))
-    return low, hi
 
 
 def loosen(value: Any) -> Any:

@@ -32,12 +32,24 @@ from emulator.base import (
     Request,
     Response,
     Routes,
+    UtcRange,
+    expected_response,
+    insert_arguments,
+    inserted_response,
     iso_utc,
     loosen,
     parse_instant,
     register_provider,
 )
-from emulator.thulium import DEFAULT_PERIODS, _gc_paused, format_local
+from emulator.records import (
+    DEFAULT_PERIODS,
+    PeriodSampler,
+    gc_paused,
+    late_arrival_range,
+    merge_sorted,
+    utc_seconds,
+)
+from emulator.thulium import format_local
 
 DEFAULT_API_KEY = "cpk-Secret-Key-123"
 DIALOGS = "cdr_dialog"
@@ -47,7 +59,6 @@ STREAMS = (DIALOGS, SUMMARIES)
 DEFAULT_LIMITS = {DIALOGS: 500, SUMMARIES: 100}
 DATE_FORMAT = "YYYY-MM-DD HH:mm:ss"
 
-_UTC = timezone.utc
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
 #: Dialog sort key = start seconds << 128 | dialog uuid (ties ordered by dialog_uuid).
 _SHIFT = 128
@@ -136,19 +147,6 @@ _CLOSE_WEIGHTS: tuple[tuple[float, int], ...] = (
     (0.95, _REASON_REJECTED),
     (1.01, _CANCELLED),
 )
-
-
-def _utc_ts(value: datetime | str) -> int:
-    """Aware datetime or ISO string (``Z`` allowed) -> integer UTC epoch seconds."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: give a UTC instant")
-    return int(value.timestamp())
-
-
-def _iso_utc(ts: int) -> str:
-    return datetime.fromtimestamp(ts, _UTC).isoformat()
 
 
 def format_utc(ts: int) -> str:
@@ -352,7 +350,7 @@ def _parse_date(prop: str, value: Any) -> int:
         )
     try:
         year, month, day, hour, minute, second = (int(g) for g in m.groups())
-        dt = datetime(year, month, day, hour, minute, second, tzinfo=_UTC)
+        dt = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
     except ValueError as exc:
         raise _BadRequest(f"Invalid filter: value of {prop} is not a valid date: {exc}") from exc
     return int(dt.timestamp())
@@ -502,7 +500,9 @@ class ConpeekProvider(Provider):
     """Data store, HTTP routes and test helpers of the Conpeek emulator."""
 
     name = "conpeek"
+    title = "Conpeek"
     api_path = "/conpeek"
+    runtime_settings = ("insert_while_paging", "max_limit_dialogs", "max_limit_summaries")
 
     def __init__(self, config: ConpeekConfig | None = None, seed: int = 1) -> None:
         super().__init__()
@@ -512,7 +512,7 @@ class ConpeekProvider(Provider):
         self.insert_while_paging = self.config.insert_while_paging
         self.max_limit_dialogs = self.config.max_limit_dialogs
         self.max_limit_summaries = self.config.max_limit_summaries
-        self.periods = [(_utc_ts(a), _utc_ts(b)) for a, b in self.config.periods]
+        self.periods = [(utc_seconds(a), utc_seconds(b)) for a, b in self.config.periods]
         self._dialogs: list[_Dialog] = []
         self._dialog_keys: list[int] = []
         self._summaries: list[_Summary] = []
@@ -530,22 +530,13 @@ class ConpeekProvider(Provider):
         self._dialog_delivery = Delivery(seed, "conpeek:dialogs", delay_max, max_lag)
         self._summary_delivery = Delivery(seed, "conpeek:summaries", delay_max, max_lag)
         self._closure_delivery = Delivery(seed, "conpeek:closures", delay_max, max_lag)
-        with _gc_paused():
+        with gc_paused():
             self._generate_dialogs(random.Random(f"{seed}:conpeek:dialogs"), self.config.dialogs)
             self._generate_summaries(
                 random.Random(f"{seed}:conpeek:summaries"), self.config.summaries
             )
 
     # -- generation: dialogs ------------------------------------------------------------
-
-    def _spans(self) -> tuple[list[tuple[int, int]], list[int], int]:
-        spans = [(s, e - s) for s, e in self.periods if e > s]
-        cumulative: list[int] = []
-        acc = 0
-        for _, span in spans:
-            acc += span
-            cumulative.append(acc)
-        return spans, cumulative, acc
 
     def _edge_instants(self, n: int) -> list[int]:
         """UTC midnights inside a period: the second before it, and it twice (a tie).
@@ -573,13 +564,10 @@ class ConpeekProvider(Provider):
             self._make_dialog(rng, ts, _EXTERNAL, rng.random() < 0.5)
             for ts in self._edge_instants(n)
         ]
-        spans, cumulative, total = self._spans()
+        sampler = PeriodSampler(self.periods)
         rand = rng.random
-        while len(out) < n and total > 0:
-            r = int(rand() * total)
-            i = bisect_left(cumulative, r + 1)
-            ts = spans[i][0] + r - (cumulative[i] - spans[i][1])
-            end = spans[i][0] + spans[i][1]
+        while len(out) < n and sampler.total > 0:
+            ts, end = sampler.draw(rand)
             burst = 2 + int(rand() * 5) if rand() < 0.03 else 1
             for _ in range(burst):
                 out.extend(self._make_call(rng, ts, end))
@@ -729,15 +717,7 @@ class ConpeekProvider(Provider):
         span = max(d.hangup - d.ts for d in dialogs)
         with self.lock:
             self._max_dialog_span = max(self._max_dialog_span, span)
-            if len(dialogs) > 64 or not self._dialogs:
-                self._dialogs.extend(dialogs)
-                self._dialogs.sort(key=lambda d: d.key)
-                self._dialog_keys = [d.key for d in self._dialogs]
-            else:
-                for d in dialogs:
-                    i = bisect_left(self._dialog_keys, d.key)
-                    self._dialog_keys.insert(i, d.key)
-                    self._dialogs.insert(i, d)
+            merge_sorted(self._dialogs, self._dialog_keys, dialogs)
 
     # -- generation: summaries -----------------------------------------------------------
 
@@ -748,12 +728,10 @@ class ConpeekProvider(Provider):
         if n <= 0:
             return
         instants = self._edge_instants(n)
-        spans, cumulative, total = self._spans()
+        sampler = PeriodSampler(self.periods)
         rand = rng.random
-        while len(instants) < n and total > 0:
-            r = int(rand() * total)
-            i = bisect_left(cumulative, r + 1)
-            ts = spans[i][0] + r - (cumulative[i] - spans[i][1])
+        while len(instants) < n and sampler.total > 0:
+            ts, _ = sampler.draw(rand)
             batch = 3 + int(rand() * 13) if rand() < 0.05 else 1
             instants.extend([ts] * batch)
         instants = instants[:n]
@@ -839,15 +817,7 @@ class ConpeekProvider(Provider):
                 self._summary_by_id[s.id] = s
                 if s.closed is not None:
                     self._max_close_delay = max(self._max_close_delay, s.closed - s.created)
-            if len(summaries) > 64 or not self._summaries:
-                self._summaries.extend(summaries)
-                self._summaries.sort(key=lambda s: s.key)
-                self._summary_keys = [s.key for s in self._summaries]
-            else:
-                for s in summaries:
-                    i = bisect_left(self._summary_keys, s.key)
-                    self._summary_keys.insert(i, s.key)
-                    self._summaries.insert(i, s)
+            merge_sorted(self._summaries, self._summary_keys, summaries)
 
     # -- visibility under a simulated clock --------------------------------------------------
 
@@ -955,12 +925,14 @@ class ConpeekProvider(Provider):
 
     def control_routes(self) -> Routes:
         return {
+            **super().control_routes(),
             ("GET", "/expected"): self._control_expected,
             ("POST", "/insert"): self._control_insert,
             ("POST", "/close"): self._control_close,
-            ("GET", "/settings"): self._control_settings,
-            ("POST", "/settings"): self._control_settings,
         }
+
+    def coerce_setting(self, name: str, value: Any) -> int:
+        return int(value)
 
     def error_response(self, status: int, message: str) -> Response:
         """Conpeek's error body: ``{"status": <int>, "message": "..."}``."""
@@ -1076,21 +1048,10 @@ class ConpeekProvider(Provider):
 
     # -- mutation helpers ------------------------------------------------------------------
 
-    def _range(self, at_utc_range: tuple[datetime | str, datetime | str] | None) -> tuple[int, int]:
-        if at_utc_range is None:
-            end = max(e for _, e in self.periods)
-            return end - 3600, end
-        start, stop = _utc_ts(at_utc_range[0]), _utc_ts(at_utc_range[1])
-        if stop <= start:
-            raise ValueError("at_utc_range must be a non-empty (start, end) range")
-        return start, stop
-
-    def insert_dialogs(
-        self, n: int, at_utc_range: tuple[datetime | str, datetime | str] | None = None
-    ) -> list[dict[str, Any]]:
+    def insert_dialogs(self, n: int, at_utc_range: UtcRange | None = None) -> list[dict[str, Any]]:
         """Late arrivals: ``n`` new dialogs with start_time uniformly in ``at_utc_range``
         [start, end) (default: the last hour of the last period). Returns their API dicts."""
-        start, stop = self._range(at_utc_range)
+        start, stop = late_arrival_range(self.periods, at_utc_range)
         with self.lock:
             rng = self._insert_rng
             dialogs = [self._random_dialog(rng, rng.randrange(start, stop)) for _ in range(n)]
@@ -1108,12 +1069,12 @@ class ConpeekProvider(Provider):
     def insert_summaries(
         self,
         n: int,
-        at_utc_range: tuple[datetime | str, datetime | str] | None = None,
+        at_utc_range: UtcRange | None = None,
         closed: bool = False,
     ) -> list[dict[str, Any]]:
         """``n`` new summaries with created_date uniformly in ``at_utc_range`` [start, end)
         (default: the last hour of the last period); OPEN unless ``closed``."""
-        start, stop = self._range(at_utc_range)
+        start, stop = late_arrival_range(self.periods, at_utc_range)
         with self.lock:
             rng = self._insert_rng
             summaries = [
@@ -1140,7 +1101,7 @@ class ConpeekProvider(Provider):
         stay those of its OPEN form). Under a simulated clock the closure is served from
         ``closed_date`` + a delivery delay on. Returns the ids closed (fewer than ``n``
         when not enough are open)."""
-        at = _utc_ts(at_utc) if at_utc is not None else self.now_ish()
+        at = utc_seconds(at_utc) if at_utc is not None else self.now_ish()
         with self.lock:
             if ids is not None:
                 chosen = []
@@ -1231,7 +1192,7 @@ class ConpeekProvider(Provider):
                 value = cache[ts] = iso_utc(ts)
             return value
 
-        with _gc_paused():
+        with gc_paused():
             for item in items:
                 if stream == DIALOGS:
                     record = self._render_dialog(item)
@@ -1289,43 +1250,25 @@ class ConpeekProvider(Provider):
         if isinstance(as_of, str) and as_of.lstrip("-").isdigit():
             as_of = int(as_of)
         rows = self.expected(request.arg("stream", DIALOGS) or DIALOGS, as_of=as_of)
-        for row in rows:
-            row["key"] = list(row["key"])
-        return Response.json(rows)
+        return expected_response(rows)
 
     def _control_insert(self, request: Request) -> Response:
         """Body ``{"stream", "n", "from", "to", "closed"}`` (from/to ISO UTC, optional)."""
-        body = request.json()
+        body, n, at_utc = insert_arguments(request)
         stream = body.get("stream", DIALOGS)
-        n = int(body.get("n", 1))
-        rng = (body["from"], body["to"]) if body.get("from") and body.get("to") else None
         if stream == DIALOGS:
-            records = self.insert_dialogs(n, rng)
+            records = self.insert_dialogs(n, at_utc)
         elif stream == SUMMARIES:
-            records = self.insert_summaries(n, rng, closed=bool(body.get("closed", False)))
+            records = self.insert_summaries(n, at_utc, closed=bool(body.get("closed", False)))
         else:
             raise ValueError(f"unknown Conpeek stream {stream!r}; expected one of {STREAMS}")
-        return Response.json({"inserted": len(records), "records": records})
+        return inserted_response(records)
 
     def _control_close(self, request: Request) -> Response:
         """Body ``{"n", "at"?, "ids"?}``: close OPEN summaries, answer their ids."""
         body = request.json()
         ids = self.close_summaries(int(body.get("n", 1)), body.get("at"), body.get("ids"))
         return Response.json({"closed": ids})
-
-    _SETTINGS = ("insert_while_paging", "max_limit_dialogs", "max_limit_summaries")
-
-    def _control_settings(self, request: Request) -> Response:
-        if request.method == "POST":
-            body = request.json()
-            unknown = sorted(set(body) - set(self._SETTINGS))
-            if unknown:
-                raise ValueError(f"unknown Conpeek setting(s): {', '.join(unknown)}")
-            for name in self._SETTINGS:
-                if name in body:
-                    setattr(self, name, int(body[name]))
-        settings = {name: getattr(self, name) for name in self._SETTINGS}
-        return Response.json({**settings, **self.counts()})
 
 
 def _factory(config: Any, seed: int) -> Provider:

@@ -15,30 +15,40 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gc
 import random
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from emulator.base import (
-    KEY_SCALE,
     Delivery,
     Instant,
     Provider,
     Request,
     Response,
     Routes,
+    UtcRange,
+    expected_response,
+    insert_arguments,
+    inserted_response,
     iso_utc,
     loosen,
-    newest_insert_range,
     parse_instant,
     register_provider,
+)
+from emulator.records import (
+    DEFAULT_PERIODS,
+    KEY_SCALE,
+    LocalClock,
+    PeriodSampler,
+    gc_paused,
+    late_arrival_range,
+    merge_sorted,
+    newest_insert_range,
+    utc_seconds,
 )
 
 DEFAULT_USERNAME = "api_user"
@@ -47,16 +57,9 @@ MAX_LIMIT = 100
 DEFAULT_LIMIT = 100
 STREAMS = ("connections", "recordings")
 
-#: Both DST edges of Europe/Warsaw in 2024 (spring forward 03-31 01:00Z, fall back 10-27 01:00Z).
-DEFAULT_PERIODS: tuple[tuple[str, str], ...] = (
-    ("2024-03-30T00:00:00+00:00", "2024-04-01T00:00:00+00:00"),
-    ("2024-10-26T00:00:00+00:00", "2024-10-28T00:00:00+00:00"),
-)
-
 #: Sort key = local seconds * _K + seq; seq stays below _K.
 _K = KEY_SCALE
 _EPOCH = datetime(1970, 1, 1)
-_UTC = timezone.utc
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?: (\d{2}):(\d{2})(?::(\d{2}))?)?$")
 
@@ -127,19 +130,6 @@ _DISPOSITIONS: tuple[tuple[float, str], ...] = (
 )
 
 
-def _utc_ts(value: datetime | str) -> int:
-    """Aware datetime or ISO string (``Z`` allowed) -> integer UTC epoch seconds."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: give a UTC instant")
-    return int(value.timestamp())
-
-
-def _iso_utc(ts: int) -> str:
-    return datetime.fromtimestamp(ts, _UTC).isoformat()
-
-
 _DAY_CACHE: dict[int, str] = {}
 
 
@@ -154,81 +144,6 @@ def format_local(local: int, with_seconds: bool) -> str:
     if with_seconds:
         return f"{ds} {hours:02d}:{minutes:02d}:{seconds:02d}"
     return f"{ds} {hours:02d}:{minutes:02d}"
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Building millions of small objects: the cyclic GC would rescan them again and
-    again meanwhile (40% of the time), and none of them is garbage yet."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-class LocalClock:
-    """UTC epoch seconds <-> naive local wall seconds for one IANA zone.
-
-    Offsets are cached per 15-minute UTC bucket (exact: a bucket containing a
-    transition is computed per instant), which keeps a million conversions cheap.
-    """
-
-    _BUCKET = 900
-
-    def __init__(self, tz_name: str) -> None:
-        self.tz = ZoneInfo(tz_name)
-        self._cache: dict[int, int | None] = {}
-
-    def offset(self, ts: int) -> int:
-        """UTC offset in seconds at a UTC instant."""
-        bucket = ts // self._BUCKET
-        try:
-            cached = self._cache[bucket]
-        except KeyError:
-            first = self._exact(bucket * self._BUCKET)
-            last = self._exact(bucket * self._BUCKET + self._BUCKET - 1)
-            cached = self._cache[bucket] = first if first == last else None
-        return cached if cached is not None else self._exact(ts)
-
-    def _exact(self, ts: int) -> int:
-        off = datetime.fromtimestamp(ts, self.tz).utcoffset()
-        return int(off.total_seconds()) if off is not None else 0
-
-    def local(self, ts: int) -> int:
-        """Naive local wall seconds of a UTC instant."""
-        return ts + self.offset(ts)
-
-    def first_occurrence_utc(self, local: int) -> int:
-        """The documented client convention: a repeated wall time is its FIRST occurrence;
-        a skipped one moves forward by the gap."""
-        naive = _EPOCH + timedelta(seconds=local)
-        return int(naive.replace(tzinfo=self.tz, fold=0).timestamp())
-
-    def transitions(self, start: int, end: int) -> list[int]:
-        """UTC instants in [start, end) at which the offset changes."""
-        found: list[int] = []
-        step = 3600
-        ts = start
-        prev = self._exact(ts)
-        while ts < end:
-            nxt = min(ts + step, end)
-            cur = self._exact(nxt)
-            if cur != prev:
-                lo, hi = ts, nxt  # offset(lo) == prev, offset(hi) != prev
-                while hi - lo > 1:
-                    mid = (lo + hi) // 2
-                    if self._exact(mid) == prev:
-                        lo = mid
-                    else:
-                        hi = mid
-                if hi < end:
-                    found.append(hi)
-                prev = cur
-            ts = nxt
-        return found
 
 
 @dataclass
@@ -374,7 +289,10 @@ class ThuliumProvider(Provider):
     """Data store, HTTP routes and test helpers of the Thulium emulator."""
 
     name = "thulium"
+    title = "Thulium"
     api_path = "/thulium/api"
+    #: ``max_limit`` below 100: a client asking for 100 gets short pages that are not the last.
+    runtime_settings = ("insert_while_paging", "max_limit")
 
     def __init__(self, config: ThuliumConfig | None = None, seed: int = 1) -> None:
         super().__init__()
@@ -385,8 +303,7 @@ class ThuliumProvider(Provider):
         self.with_seconds = self.config.with_seconds
         self.insert_while_paging = self.config.insert_while_paging
         self.max_limit = self.config.max_limit
-        if self.max_limit < 1:
-            raise ValueError("max_limit must be >= 1")
+        self.validate_settings()
         self.clock = LocalClock(self.config.timezone)
         cfg = self.config
         self._conn_delivery = Delivery(
@@ -395,7 +312,7 @@ class ThuliumProvider(Provider):
         self._rec_delivery = Delivery(
             seed, "thulium:recordings", cfg.delivery_delay_max, cfg.max_visibility_lag
         )
-        self.periods = [(_utc_ts(a), _utc_ts(b)) for a, b in self.config.periods]
+        self.periods = [(utc_seconds(a), utc_seconds(b)) for a, b in self.config.periods]
         self._conns: list[_Conn] = []
         self._conn_keys: list[int] = []
         self._recs: list[_Rec] = []
@@ -403,7 +320,7 @@ class ThuliumProvider(Provider):
         self._next_seq = 1
         self._next_rec_seq = 1
         self._insert_rng = random.Random(f"{seed}:thulium:insert")
-        with _gc_paused():
+        with gc_paused():
             self._generate(random.Random(f"{seed}:thulium"), self.config.connections)
 
     # -- generation ----------------------------------------------------------------
@@ -434,22 +351,8 @@ class ThuliumProvider(Provider):
     def _generate(self, rng: random.Random, n: int) -> None:
         """Build ``n`` connections (and their recordings) over the configured periods."""
         forced = self._forced_instants(rng)[: max(0, n)]
-        spans = [(s, e - s) for s, e in self.periods if e > s]
-        total = sum(span for _, span in spans)
-        cumulative: list[int] = []
-        acc = 0
-        for _, span in spans:
-            acc += span
-            cumulative.append(acc)
-        plain = max(0, n - len(forced))
-        rand = rng.random
-        instants: list[tuple[int, str]] = list(forced)
-        if total > 0:
-            for _ in range(plain):
-                r = int(rand() * total)
-                i = bisect_left(cumulative, r + 1)
-                s = spans[i][0] + r - (cumulative[i] - spans[i][1])
-                instants.append((s if self.with_seconds else s - s % 60, "plain"))
+        plain = PeriodSampler(self.periods).draws(rng.random, max(0, n - len(forced)))
+        instants = forced + [(s if self.with_seconds else s - s % 60, "plain") for s in plain]
         conns = [self._make_conn(rng, ts, mode) for ts, mode in instants]
         self._store(conns)
 
@@ -555,22 +458,8 @@ class ThuliumProvider(Provider):
         if self._next_seq >= _K or self._next_rec_seq >= _K:
             raise OverflowError("too many Thulium records for the sort key")
         with self.lock:
-            if len(conns) > 64 or not self._conns:
-                self._conns.extend(conns)
-                self._conns.sort(key=lambda c: c.key)
-                self._conn_keys = [c.key for c in self._conns]
-                self._recs.extend(recs)
-                self._recs.sort(key=lambda r: r.key)
-                self._rec_keys = [r.key for r in self._recs]
-            else:
-                for conn in conns:
-                    i = bisect_left(self._conn_keys, conn.key)
-                    self._conn_keys.insert(i, conn.key)
-                    self._conns.insert(i, conn)
-                for rec in recs:
-                    i = bisect_left(self._rec_keys, rec.key)
-                    self._rec_keys.insert(i, rec.key)
-                    self._recs.insert(i, rec)
+            merge_sorted(self._conns, self._conn_keys, conns)
+            merge_sorted(self._recs, self._rec_keys, recs)
 
     # -- visibility under a simulated clock ----------------------------------------
 
@@ -663,11 +552,17 @@ class ThuliumProvider(Provider):
 
     def control_routes(self) -> Routes:
         return {
+            **super().control_routes(),
             ("GET", "/expected"): self._control_expected,
             ("POST", "/insert"): self._control_insert,
-            ("GET", "/settings"): self._control_settings,
-            ("POST", "/settings"): self._control_settings,
         }
+
+    def coerce_setting(self, name: str, value: Any) -> int:
+        return int(value)
+
+    def validate_settings(self) -> None:
+        if self.max_limit < 1:
+            raise ValueError("max_limit must be >= 1")
 
     def error_response(self, status: int, message: str) -> Response:
         """Thulium's error body: ``{"errors": [{"code": <int>, "message": "..."}]}``."""
@@ -791,19 +686,13 @@ class ThuliumProvider(Provider):
     def insert_connections(
         self,
         n: int,
-        at_utc_range: tuple[datetime | str, datetime | str] | None = None,
+        at_utc_range: UtcRange | None = None,
         answered: bool = False,
     ) -> list[dict[str, Any]]:
         """Late arrivals: ``n`` new connections (and their recordings) with call start
         uniformly in ``at_utc_range`` (default: the last hour of the last period).
         Returns their API dicts (with tags and topic)."""
-        if at_utc_range is None:
-            end = max(e for _, e in self.periods)
-            start, stop = end - 3600, end
-        else:
-            start, stop = _utc_ts(at_utc_range[0]), _utc_ts(at_utc_range[1])
-        if stop <= start:
-            raise ValueError("at_utc_range must be a non-empty (start, end) range")
+        start, stop = late_arrival_range(self.periods, at_utc_range)
         with self.lock:
             rng = self._insert_rng
             mode = "date" if answered else "plain"
@@ -847,7 +736,7 @@ class ThuliumProvider(Provider):
 
     def _expected_iso(self, local: int) -> str:
         """What a correct client emits for this local string (first occurrence)."""
-        return _iso_utc(self.clock.first_occurrence_utc(local))
+        return iso_utc(self.clock.first_occurrence_utc(local))
 
     def expected(
         self,
@@ -877,7 +766,7 @@ class ThuliumProvider(Provider):
                 value = iso_cache[local] = self._expected_iso(local)
             return value
 
-        with _gc_paused():
+        with gc_paused():
             for item in reversed(items):
                 out.append(self._expected_row(stream, item, iso, include_tags, include_topics))
         return out
@@ -897,7 +786,7 @@ class ThuliumProvider(Provider):
             return {
                 "key": (record["connection_id"],),
                 "local": record["date"],
-                "true_utc": _iso_utc(item.utc),
+                "true_utc": iso_utc(item.utc),
                 "expected_utc": fields["date"],
                 "expected_fields": fields,
                 "visible_at": iso_utc(self.conn_visible_at(item)),
@@ -908,7 +797,7 @@ class ThuliumProvider(Provider):
         return {
             "key": (record["connection_id"], record["filename"]),
             "local": record["created_at"],
-            "true_utc": _iso_utc(item.created),
+            "true_utc": iso_utc(item.created),
             "expected_utc": fields["created_at"],
             "expected_fields": fields,
             "visible_at": iso_utc(self.rec_visible_at(item)),
@@ -930,32 +819,13 @@ class ThuliumProvider(Provider):
             include_tags=True if tags is None else _truthy(tags),
             include_topics=True if topics is None else _truthy(topics),
         )
-        for row in rows:
-            row["key"] = list(row["key"])
-        return Response.json(rows)
+        return expected_response(rows)
 
     def _control_insert(self, request: Request) -> Response:
-        body = request.json()
-        n = int(body.get("n", 1))
-        rng = (body["from"], body["to"]) if body.get("from") and body.get("to") else None
-        records = self.insert_connections(n, rng, answered=bool(body.get("answered", False)))
-        return Response.json({"inserted": len(records), "records": records})
-
-    _SETTINGS = ("insert_while_paging", "max_limit")
-
-    def _control_settings(self, request: Request) -> Response:
-        if request.method == "POST":
-            body = request.json()
-            unknown = sorted(set(body) - set(self._SETTINGS))
-            if unknown:
-                raise ValueError(f"unknown Thulium setting(s): {', '.join(unknown)}")
-            if "max_limit" in body and int(body["max_limit"]) < 1:
-                raise ValueError("max_limit must be >= 1")
-            for name in self._SETTINGS:
-                if name in body:
-                    setattr(self, name, int(body[name]))
-        settings = {name: getattr(self, name) for name in self._SETTINGS}
-        return Response.json({**settings, **self.counts()})
+        body, n, at_utc = insert_arguments(request)
+        return inserted_response(
+            self.insert_connections(n, at_utc, answered=bool(body.get("answered", False)))
+        )
 
 
 def _factory(config: Any, seed: int) -> Provider:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gc
 import json
 import random
 import re
@@ -35,27 +34,40 @@ import time
 import xml.etree.ElementTree as ET
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
 from emulator.base import (
-    KEY_SCALE,
     Delivery,
     Instant,
     Provider,
+    ProviderHost,
     Request,
     Response,
     Routes,
-    newest_insert_range,
+    UtcRange,
+    expected_response,
+    insert_arguments,
+    inserted_response,
+    iso_utc,
     parse_instant,
     register_provider,
 )
 from emulator.ecss import etf
 from emulator.ecss.websocket import Connection, Handshake, Refusal, WebSocketServer
-from emulator.thulium import DEFAULT_PERIODS, LocalClock
+from emulator.records import (
+    DEFAULT_PERIODS,
+    KEY_SCALE,
+    LocalClock,
+    PeriodSampler,
+    gc_paused,
+    late_arrival_range,
+    merge_sorted,
+    newest_insert_range,
+    utc_seconds,
+)
 
 DEFAULT_DOMAIN = "cc.demo"
 DEFAULT_CLIENT_ID = "tap-client"
@@ -101,7 +113,6 @@ LISTS: tuple[tuple[str, str], ...] = (
 _K = KEY_SCALE
 _EPOCH = datetime(1970, 1, 1)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_UTC = timezone.utc
 _DATE_RE = re.compile(r"^(\d{4})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})$")
 _HEADER_RE = re.compile(rb"^01(\d{10})(\d{4})([A-Za-z_][A-Za-z0-9_]*)(\r?\n)?")
 _SHORT_P = 4_294_967_291  # prime: call_ref = bijection of seq, never a collision
@@ -141,15 +152,6 @@ Element = tuple[str, dict[str, str], list["Element"] | str | None]
 DURATIONS = ("duration", "total_duration", "waiting_duration", "talk_duration")
 
 
-def _utc_ts(value: datetime | str) -> int:
-    """Aware datetime or ISO string (``Z`` allowed) -> integer UTC epoch seconds."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r}: give a UTC instant")
-    return int(value.timestamp())
-
-
 _DAY_CACHE: dict[int, str] = {}
 
 
@@ -169,14 +171,6 @@ def format_local(local: int) -> str:
     return f"{_day(day)} {hours:02d}:{minutes:02d}:{seconds:02d}"
 
 
-def _iso_utc(ts: int) -> str:
-    """UTC epoch seconds -> ``YYYY-MM-DDTHH:MM:SS+00:00`` (what ``isoformat`` gives)."""
-    day, rem = divmod(ts, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes, seconds = divmod(rem, 60)
-    return f"{_day(day).replace('/', '-')}T{hours:02d}:{minutes:02d}:{seconds:02d}+00:00"
-
-
 def parse_local(value: str) -> int:
     """``YYYY/MM/DD HH:MM:SS`` -> local wall seconds; ``ValueError`` otherwise."""
     m = _DATE_RE.match(value)
@@ -185,18 +179,6 @@ def parse_local(value: str) -> int:
     year, month, day, hh, mm, ss = (int(g) for g in m.groups())
     dt = datetime(year, month, day, hh, mm, ss)
     return int((dt - _EPOCH).total_seconds())
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Millions of small objects: keep the cyclic GC from rescanning them meanwhile."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # -- XML and JSON forms of one element tree ------------------------------------------
@@ -385,7 +367,9 @@ class EcssProvider(Provider):
     """Data store, HTTP routes, websocket transport and test helpers of ECSS."""
 
     name = "ecss"
+    title = "ECSS"
     api_path = "/ecss"
+    runtime_settings = SETTINGS
 
     def __init__(self, config: EcssConfig | None = None, seed: int = 1) -> None:
         super().__init__()
@@ -408,9 +392,9 @@ class EcssProvider(Provider):
         self.ws_fragment_bytes: int
         self.ws_malformed_next: int
         self.ws_drop_next: int
-        self._validate_settings()
+        self.validate_settings()
         self.clock = LocalClock(cfg.timezone)
-        self.periods = [(_utc_ts(a), _utc_ts(b)) for a, b in cfg.periods]
+        self.periods = [(utc_seconds(a), utc_seconds(b)) for a, b in cfg.periods]
         self.ws_port = cfg.ws_port
         self.ws_host = "127.0.0.1"
         self._ws: WebSocketServer | None = None
@@ -428,12 +412,12 @@ class EcssProvider(Provider):
         self._delivery = Delivery(
             seed, "ecss:calls", cfg.delivery_delay_max, cfg.max_visibility_lag
         )
-        with _gc_paused():
+        with gc_paused():
             self._generate(rng, cfg.calls)
 
     # -- settings ------------------------------------------------------------------
 
-    def _validate_settings(self) -> None:
+    def validate_settings(self) -> None:
         if self.tag_cursor not in ("key", "offset"):
             raise ValueError(f"tag_cursor must be 'key' or 'offset', not {self.tag_cursor!r}")
         if int(self.max_limit) < 1:
@@ -442,29 +426,6 @@ class EcssProvider(Provider):
             raise ValueError(
                 f"repeat_tag must be a bool, a count or 'aba', not {self.repeat_tag!r}"
             )
-
-    def set(self, **knobs: Any) -> dict[str, Any]:
-        """Change runtime knobs (names in ``SETTINGS``); unknown names raise ValueError."""
-        unknown = sorted(set(knobs) - set(SETTINGS))
-        if unknown:
-            raise ValueError(f"unknown ECSS setting(s): {', '.join(unknown)}")
-        with self.lock:
-            old = {name: getattr(self, name) for name in knobs}
-            for name, value in knobs.items():
-                setattr(self, name, value)
-            try:
-                self._validate_settings()
-            except ValueError:
-                for name, value in old.items():
-                    setattr(self, name, value)
-                raise
-        return self.settings()
-
-    def settings(self) -> dict[str, Any]:
-        with self.lock:
-            data = {name: getattr(self, name) for name in SETTINGS}
-        data.update(self.counts())
-        return data
 
     def reset_settings(self) -> None:
         """Runtime knobs back to the config's values."""
@@ -493,20 +454,7 @@ class EcssProvider(Provider):
 
     def _generate(self, rng: random.Random, n: int) -> None:
         forced = self._forced_instants(rng)[: max(0, n)]
-        spans = [(s, e - s) for s, e in self.periods if e > s]
-        total = sum(span for _, span in spans)
-        cumulative: list[int] = []
-        acc = 0
-        for _, span in spans:
-            acc += span
-            cumulative.append(acc)
-        instants = list(forced)
-        rand = rng.random
-        if total > 0:
-            for _ in range(max(0, n - len(forced))):
-                r = int(rand() * total)
-                i = bisect_left(cumulative, r + 1)
-                instants.append(spans[i][0] + r - (cumulative[i] - spans[i][1]))
+        instants = forced + PeriodSampler(self.periods).draws(rng.random, max(0, n - len(forced)))
         self._store([self._make_call(rng, ts) for ts in instants])
 
     def _make_call(self, rng: random.Random, ts: int) -> _Call:
@@ -570,15 +518,7 @@ class EcssProvider(Provider):
                     call.call_ref = 100_000_000 + (seq + salt) * 2_654_435_761 % _SHORT_P
             if self._next_seq >= _K:
                 raise OverflowError("too many ECSS calls for the sort key")
-            if len(calls) > 64 or not self._calls:
-                self._calls.extend(calls)
-                self._calls.sort(key=lambda c: c.key)
-                self._keys = [c.key for c in self._calls]
-            else:
-                for call in calls:
-                    i = bisect_left(self._keys, call.key)
-                    self._keys.insert(i, call.key)
-                    self._calls.insert(i, call)
+            merge_sorted(self._calls, self._keys, calls)
 
     # -- visibility under a simulated clock ----------------------------------------
 
@@ -955,10 +895,9 @@ class EcssProvider(Provider):
 
     def control_routes(self) -> Routes:
         return {
+            **super().control_routes(),
             ("GET", "/expected"): self._control_expected,
             ("POST", "/insert"): self._control_insert,
-            ("GET", "/settings"): self._control_settings,
-            ("POST", "/settings"): self._control_settings,
             ("POST", "/expire_sessions"): self._control_expire,
         }
 
@@ -1043,7 +982,7 @@ class EcssProvider(Provider):
     def ws_url(self) -> str:
         return f"ws://{self.ws_host}:{self.ws_port}"
 
-    def on_start(self, emulator: Any) -> None:
+    def on_start(self, emulator: ProviderHost) -> None:
         super().on_start(emulator)
         if self._ws is not None:
             return
@@ -1191,18 +1130,10 @@ class EcssProvider(Provider):
 
     # -- mutation helpers ----------------------------------------------------------
 
-    def insert_calls(
-        self, n: int, at_utc_range: tuple[datetime | str, datetime | str] | None = None
-    ) -> list[dict[str, Any]]:
+    def insert_calls(self, n: int, at_utc_range: UtcRange | None = None) -> list[dict[str, Any]]:
         """Late arrivals: ``n`` new calls starting uniformly in ``at_utc_range`` (default:
         the last hour of the last period). Returns their records (see :meth:`record`)."""
-        if at_utc_range is None:
-            end = max(e for _, e in self.periods)
-            start, stop = end - 3600, end
-        else:
-            start, stop = _utc_ts(at_utc_range[0]), _utc_ts(at_utc_range[1])
-        if stop <= start:
-            raise ValueError("at_utc_range must be a non-empty (start, end) range")
+        start, stop = late_arrival_range(self.periods, at_utc_range)
         with self.lock:
             rng = self._insert_rng
             calls = [self._make_call(rng, rng.randrange(start, stop)) for _ in range(n)]
@@ -1240,24 +1171,24 @@ class EcssProvider(Provider):
             return min(found) if found else clock.first_occurrence_utc(local)
 
         out: list[dict[str, Any]] = []
-        with _gc_paused():
+        with gc_paused():
             for c in reversed(calls):
                 record = self.record(c)
-                start = _iso_utc(first_utc(c.local))
-                release = _iso_utc(first_utc(clock.local(c.utc + c.waiting + c.talk)))
-                answer = _iso_utc(first_utc(clock.local(c.utc + c.waiting))) if c.talk else None
+                start = iso_utc(first_utc(c.local))
+                release = iso_utc(first_utc(clock.local(c.utc + c.waiting + c.talk)))
+                answer = iso_utc(first_utc(clock.local(c.utc + c.waiting))) if c.talk else None
                 out.append(
                     {
                         "key": (record["call_ref"],),
                         "local": record["start_time"],
-                        "true_utc": _iso_utc(c.utc),
+                        "true_utc": iso_utc(c.utc),
                         "expected_utc": start,
                         "expected_fields": {
                             "start_time": start,
                             "answer_time": answer,
                             "release_time": release,
                         },
-                        "visible_at": _iso_utc(self.call_visible_at(c)),
+                        "visible_at": iso_utc(self.call_visible_at(c)),
                         "record": record,
                     }
                 )
@@ -1270,25 +1201,11 @@ class EcssProvider(Provider):
     # -- control endpoints ---------------------------------------------------------
 
     def _control_expected(self, request: Request) -> Response:
-        rows = self.expected()
-        for row in rows:
-            row["key"] = list(row["key"])
-        return Response.json(rows)
+        return expected_response(self.expected())
 
     def _control_insert(self, request: Request) -> Response:
-        body = request.json()
-        n = int(body.get("n", 1))
-        rng = (body["from"], body["to"]) if body.get("from") and body.get("to") else None
-        records = self.insert_calls(n, rng)
-        return Response.json({"inserted": len(records), "records": records})
-
-    def _control_settings(self, request: Request) -> Response:
-        if request.method == "POST":
-            body = request.json()
-            if not isinstance(body, dict):
-                raise ValueError("expected a JSON object of ECSS settings")
-            return Response.json(self.set(**body))
-        return Response.json(self.settings())
+        _, n, at_utc = insert_arguments(request)
+        return inserted_response(self.insert_calls(n, at_utc))
 
     def _control_expire(self, request: Request) -> Response:
         return Response.json({"expired": self.expire_sessions()})
@@ -1299,20 +1216,3 @@ def _factory(config: Any, seed: int) -> Provider:
 
 
 register_provider("ecss", EcssConfig, _factory)
-
-__all__ = [
-    "ATTRIBUTES",
-    "COMMAND",
-    "COOKIE_NAME",
-    "DEFAULT_API_KEY",
-    "DEFAULT_CLIENT_ID",
-    "DEFAULT_DOMAIN",
-    "DEFAULT_PHONE_NUMBER",
-    "LISTS",
-    "SETTINGS",
-    "EcssConfig",
-    "EcssError",
-    "EcssProvider",
-    "format_local",
-    "parse_local",
-]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import re
 import socket
@@ -29,7 +30,7 @@ from emulator.ecss import (
     DEFAULT_CLIENT_ID,
     DEFAULT_PHONE_NUMBER,
 )
-from emulator.ecss.websocket import accept_key
+from emulator.ecss.websocket import Connection, WebSocketServer
 
 N = 3000
 CREDS = {
@@ -128,6 +129,12 @@ def expected_in(emu: Emulator, window: tuple[str, str]) -> list[dict[str, Any]]:
 
 
 # -- websocket helpers ------------------------------------------------------------------
+
+
+def accept_key(key: str) -> str:
+    """RFC 6455's ``Sec-WebSocket-Accept`` for a ``Sec-WebSocket-Key``."""
+    digest = hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
+    return base64.b64encode(digest).decode()
 
 
 def ws_connect(emu: Emulator, cookie: str | None) -> websocket.WebSocket:
@@ -692,6 +699,26 @@ def test_ws_malformed_and_drop_knobs(emu, ws) -> None:
     ws.send(request_frame(4, {"limit": "2"}))
     with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
         ws.recv()
+
+
+def test_ws_server_can_send_raw_bytes_for_framing_faults() -> None:
+    """The path a framing fault takes: bytes no library would frame for us (here a binary
+    frame that is not UTF-8) go straight onto the socket, and the connection lives on."""
+
+    def on_message(conn: Connection, text: str) -> None:
+        conn.send_raw(b"\x82\x02\xff\xfe")
+        conn.send_text(text)
+
+    server = WebSocketServer(("127.0.0.1", 0), lambda handshake: None, on_message)
+    server.start()
+    try:
+        client = websocket.create_connection(f"ws://127.0.0.1:{server.port}", timeout=5)
+        client.send("echo")
+        assert client.recv_data() == (websocket.ABNF.OPCODE_BINARY, b"\xff\xfe")
+        assert client.recv() == "echo"
+        client.close()
+    finally:
+        server.stop()
 
 
 def test_ws_consults_the_shared_fault_injector_and_logs(emu, ws) -> None:
