@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.tap_runner import run_tap
+from harness import run_tap
 
 SECRET = "Canned-Secret-Value-55"
 

@@ -15,8 +15,9 @@ from singer_sdk.testing.suites import SingerTestSuite, tap_stream_tests
 from singer_sdk.testing.tap_tests import StreamRecordSchemaMatchesCatalogTest
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
+from harness import emitted_key
 from tap_callcenter.tap import TapCallcenter
-from tests.conftest import FAST_HTTP, SPRING, emitted_key
+from tests.conftest import FAST_HTTP, SPRING
 
 # get_tap_test_class needs its config when the module is imported, so the emulator
 # starts here (once per test session) rather than in a fixture.

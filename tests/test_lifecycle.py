@@ -16,16 +16,17 @@ from pathlib import Path
 import pytest
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
+from harness import (
+    TAP_COMMAND,
+    TapRun,
+    expected_in_range,
+    parse_messages,
+    run_tap,
+    run_tap_until_killed,
+)
 from tap_callcenter.state import StateError
 from tap_callcenter.tap import TapCallcenter
-from tests.conftest import (
-    FAST_HTTP,
-    SPRING,
-    assert_stream_matches,
-    expected_in_range,
-    thulium_config,
-)
-from tests.tap_runner import TAP_COMMAND, TapRun, parse_messages, run_tap, run_tap_until_killed
+from tests.conftest import FAST_HTTP, SPRING, assert_stream_matches, thulium_config
 
 CONNECTIONS = "thulium_connections"
 SUMMARIES = "conpeek_voice_campaign_request_summary"

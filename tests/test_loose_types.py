@@ -4,7 +4,7 @@ The emulator's ``loose_types`` mode serves the same data with numbers and ids as
 booleans as 0/1 and "" for absent values, on every stream; the tap must emit exactly what
 it emits for the strictly typed server. A value that cannot be converted without loss is
 null in its field, kept in ``_raw_values`` and named in a WARNING with its count. (Every
-run here goes through ``tests.tap_runner``, which checks each RECORD against its SCHEMA.)
+run here goes through ``harness``, which checks each RECORD against its SCHEMA.)
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
+from harness import run_tap
 from tap_callcenter.coerce import RAW_VALUES
-from tests.tap_runner import run_tap
 
 START, END = "2024-10-26T00:00:00Z", "2024-10-28T00:00:00Z"
 KEYS = {

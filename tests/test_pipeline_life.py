@@ -45,8 +45,7 @@ from hypothesis.stateful import (
 )
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
-from tests.conftest import emitted_key
-from tests.tap_runner import TapRun, run_tap, run_tap_until_killed
+from harness import TapRun, emitted_key, run_tap, run_tap_until_killed
 
 UTC = dt.timezone.utc
 PERIOD = ("2024-02-01T00:00:00Z", "2024-12-20T00:00:00Z")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from emulator import ConpeekConfig, Emulator
-from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches, expected_in_range
-from tests.tap_runner import run_tap
+from harness import expected_in_range, run_tap
+from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches
 
 DIALOGS = ("conpeek_cdr_dialog", "cdr_dialog", "start_time", ("dialog_uuid",))
 SUMMARIES = (

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from emulator import EcssConfig, Emulator
-from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches, expected_in_range, utc
-from tests.tap_runner import run_tap, run_tap_until_killed
+from harness import expected_in_range, run_tap, run_tap_until_killed, utc
+from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches
 
 STREAM = "ecss_operator_call_history"
 KEY = ("call_ref",)

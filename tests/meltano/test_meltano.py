@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
-from tests.tap_runner import run_tap
+from harness import run_tap
 
 ROOT = Path(__file__).resolve().parents[2]
 START, MIDDLE, END = "2024-10-26T00:00:00Z", "2024-10-27T00:00:00Z", "2024-10-28T00:00:00Z"

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from emulator import Emulator, ThuliumConfig
+from harness import parse_messages, run_tap
 from tap_callcenter.tap import CONFIG_SCHEMA, PROVIDER_STREAMS, TapCallcenter
 from tests.meltano.test_meltano import meltano
-from tests.tap_runner import parse_messages, run_tap
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB_FILE = ROOT / "hub" / "tap-callcenter.yml"

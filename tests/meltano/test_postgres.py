@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
+from harness import run_tap
 from tests.meltano.test_meltano import meltano, settings_env
 from tests.pg_server import PostgresServer, postgres_server
-from tests.tap_runner import run_tap
 
 ROOT = Path(__file__).resolve().parents[2]
 START, MIDDLE, END = "2024-10-26T00:00:00Z", "2024-10-27T00:00:00Z", "2024-10-28T00:00:00Z"

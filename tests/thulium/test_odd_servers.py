@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.tap_runner import run_tap
+from harness import run_tap
 
 PageFn = Callable[[int, int], dict]
 
