@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from emulator import Emulator, ThuliumConfig
-from harness import expected_in_range
+from harness import expected_in_range, tap_config
 
 #: Both daylight-saving edges of Europe/Warsaw in 2024, as the emulator seeds them.
 SPRING = ("2024-03-30T00:00:00+00:00", "2024-04-01T00:00:00+00:00")
@@ -27,20 +27,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def thulium_config(emu: Emulator, start: str, end: str, **overrides: object) -> dict:
     """A tap config for the emulator's Thulium between ``start`` and ``end``."""
-    config: dict = {
-        "start_date": start,
-        "end_date": end,
-        "window_days": 0.5,
-        "thulium": {
-            "api_url": emu.thulium_api_url,
-            "username": emu.thulium.config.username,
-            "password": emu.thulium.config.password,
-            "timezone": "Europe/Warsaw",
-        },
-        **FAST_HTTP,
-    }
-    config.update(overrides)
-    return config
+    settings = {"start_date": start, "end_date": end, "window_days": 0.5, **FAST_HTTP}
+    return tap_config(emu, "thulium", **{**settings, **overrides})
 
 
 def expected_keys(emu: Emulator, stream: str, start: str, end: str, field: str) -> dict:
