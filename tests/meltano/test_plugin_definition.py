@@ -15,7 +15,7 @@ import yaml
 from emulator import Emulator, ThuliumConfig
 from harness import parse_messages, run_tap
 from tap_callcenter.tap import CONFIG_SCHEMA, PROVIDER_STREAMS, TapCallcenter
-from tests.meltano.test_meltano import meltano
+from tests.meltano.helpers import meltano
 
 ROOT = Path(__file__).resolve().parents[2]
 HUB_FILE = ROOT / "hub" / "tap-callcenter.yml"
