@@ -53,6 +53,12 @@ from zoneinfo import ZoneInfo
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
+if str(REPO) not in sys.path:  # run as ``python benchmarks/run.py``
+    sys.path.insert(0, str(REPO))
+
+from harness.catalog import discover, select_only  # noqa: E402
+from harness.config import tap_config as emulator_tap_config  # noqa: E402
+
 VENV_BIN = REPO / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
 TAP_EXE = VENV_BIN / "tap-callcenter"
@@ -435,19 +441,13 @@ def parse_tap_setting(text: str) -> tuple[list[str], Any]:
 
 
 def tap_config(
-    thulium: dict[str, Any], period: Period, extra: Sequence[tuple[list[str], Any]]
+    described: dict[str, Any], period: Period, extra: Sequence[tuple[list[str], Any]]
 ) -> dict[str, Any]:
+    """Only Thulium, from what the emulator process printed (its ``describe()``)."""
     start, end = period.utc_bounds()
-    config: dict[str, Any] = {
-        "start_date": start,
-        "end_date": end,
-        "thulium": {
-            "api_url": thulium["api_url"],
-            "username": thulium["username"],
-            "password": thulium["password"],
-            "timezone": period.tz,
-        },
-    }
+    config = emulator_tap_config(
+        described, "thulium", start_date=start, end_date=end, thulium={"timezone": period.tz}
+    )
     for path, value in extra:
         node = config
         for key in path[:-1]:
@@ -456,35 +456,9 @@ def tap_config(
     return config
 
 
-def select_only(catalog: dict[str, Any], stream: str) -> dict[str, Any]:
-    """Select ``stream`` and deselect every other stream of a discovered catalog."""
-    found = False
-    for entry in catalog.get("streams", []):
-        selected = entry.get("tap_stream_id") == stream
-        found = found or selected
-        for item in entry.get("metadata", []):
-            if item.get("breadcrumb") == []:
-                item.setdefault("metadata", {})["selected"] = selected
-    if not found:
-        raise RuntimeError(f"stream {stream!r} not in the discovered catalog")
-    return catalog
-
-
-def discover(config_path: Path, catalog_path: Path) -> None:
-    done = subprocess.run(
-        [str(TAP_EXE), "--config", str(config_path), "--discover"],
-        capture_output=True,
-        cwd=REPO,
-        timeout=300,
-        check=False,
-    )
-    if done.returncode != 0:
-        lines = [ln for ln in done.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-        raise RuntimeError(
-            "tap discovery failed: "
-            + " | ".join([ln for ln in lines if "ERROR" in ln] or lines[-3:])
-        )
-    catalog = select_only(json.loads(done.stdout), STREAM)
+def write_catalog(config: dict[str, Any], catalog_path: Path) -> None:
+    """The tap's discovered catalog with only ``STREAM`` selected."""
+    catalog = select_only(discover(config, timeout=300), STREAM)
     catalog_path.write_text(json.dumps(catalog), encoding="utf-8")
 
 
@@ -655,10 +629,9 @@ def run_setting(
         if "tap" in clients:
             config_path = workdir / f"tap-{tag}.json"
             catalog_path = workdir / f"catalog-{tag}.json"
-            config_path.write_text(
-                json.dumps(tap_config(thulium, args.period, args.tap_setting)), encoding="utf-8"
-            )
-            discover(config_path, catalog_path)
+            config = tap_config(emulator.info, args.period, args.tap_setting)
+            config_path.write_text(json.dumps(config), encoding="utf-8")
+            write_catalog(config, catalog_path)
             commands["tap"] = [TAP_EXE, "--config", config_path, "--catalog", catalog_path]
         if "plain" in clients:
             date_from, date_to = args.period.local_minutes()

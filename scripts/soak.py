@@ -52,8 +52,8 @@ if str(ROOT) not in sys.path:  # run as ``python scripts/soak.py``
     sys.path.insert(0, str(ROOT))
 
 from emulator import Emulator, ThuliumConfig  # noqa: E402
+from harness import TAP_COMMAND, discover, select_only, tap_config  # noqa: E402
 
-TAP_COMMAND = [sys.executable, "-m", "tap_callcenter.tap"]
 STREAM = "thulium_connections"
 START = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
 FAULT_KINDS = ("rate_limit", "unavailable", "drop", "truncate", "malformed")
@@ -188,42 +188,24 @@ class Soak:
         self.totals.build_seconds = round(time.monotonic() - built, 1)
 
     def config(self, end: dt.datetime) -> dict[str, Any]:
-        settings = self.emu.thulium.config
-        return {
-            "start_date": iso(START),
-            "end_date": iso(end),
-            "window_days": self.args.window_days,
-            "lookback_minutes": self.args.lookback_minutes,
-            "backoff_factor": 0.05,
-            "backoff_max_wait": 2,
-            "max_tries": self.args.max_tries,
-            "request_timeout": self.args.request_timeout,
-            "max_concurrency": self.args.max_concurrency,
-            "thulium": {
-                "api_url": self.emu.thulium_api_url,
-                "username": settings.username,
-                "password": settings.password,
-                "timezone": settings.timezone,
-            },
-        }
+        return tap_config(
+            self.emu,
+            "thulium",
+            start_date=iso(START),
+            end_date=iso(end),
+            window_days=self.args.window_days,
+            lookback_minutes=self.args.lookback_minutes,
+            backoff_factor=0.05,
+            backoff_max_wait=2,
+            max_tries=self.args.max_tries,
+            request_timeout=self.args.request_timeout,
+            max_concurrency=self.args.max_concurrency,
+        )
 
     def catalog(self, tmp: Path) -> Path:
         """The tap's catalog with only ``thulium_connections`` selected."""
-        path = tmp / "discover-config.json"
-        path.write_text(json.dumps(self.config(self.end)))
-        proc = subprocess.run(
-            [*TAP_COMMAND, "--config", str(path), "--discover"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        catalog = json.loads(proc.stdout)
-        for entry in catalog["streams"]:
-            for item in entry.get("metadata", []):
-                if not item.get("breadcrumb"):
-                    item.setdefault("metadata", {})["selected"] = entry["tap_stream_id"] == STREAM
         out = tmp / "catalog.json"
-        out.write_text(json.dumps(catalog))
+        out.write_text(json.dumps(select_only(discover(self.config(self.end)), STREAM)))
         return out
 
     def expected_keys(self) -> set[Any]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 
 from emulator import Emulator, ThuliumConfig
+from harness import expected_in_range, tap_config
 
 #: Both daylight-saving edges of Europe/Warsaw in 2024, as the emulator seeds them.
 SPRING = ("2024-03-30T00:00:00+00:00", "2024-04-01T00:00:00+00:00")
@@ -25,37 +25,15 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def utc(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text)
-
-
 def thulium_config(emu: Emulator, start: str, end: str, **overrides: object) -> dict:
     """A tap config for the emulator's Thulium between ``start`` and ``end``."""
-    config: dict = {
-        "start_date": start,
-        "end_date": end,
-        "window_days": 0.5,
-        "thulium": {
-            "api_url": emu.thulium_api_url,
-            "username": emu.thulium.config.username,
-            "password": emu.thulium.config.password,
-            "timezone": "Europe/Warsaw",
-        },
-        **FAST_HTTP,
-    }
-    config.update(overrides)
-    return config
+    settings = {"start_date": start, "end_date": end, "window_days": 0.5, **FAST_HTTP}
+    return tap_config(emu, "thulium", **{**settings, **overrides})
 
 
 def expected_keys(emu: Emulator, stream: str, start: str, end: str, field: str) -> dict:
-    """Records the emulator holds whose ``field`` (UTC, by convention) is in [start, end)."""
-    lower, upper = utc(start), utc(end)
-    found = {}
-    for item in emu.thulium.expected(stream):
-        instant = utc(item["expected_fields"][field])
-        if lower <= instant < upper:
-            found[tuple(item["key"])] = item
-    return found
+    """Thulium records the emulator holds whose ``field`` (UTC) is in [start, end)."""
+    return expected_in_range(emu.thulium.expected(stream), field, start, end)
 
 
 @pytest.fixture
@@ -67,23 +45,6 @@ def thulium_emulator() -> Iterator[Emulator]:
         yield emu
     finally:
         emu.stop()
-
-
-def emitted_key(key: list | tuple) -> tuple:
-    """An emulator row's key as the tap emits it: ids are text (Conpeek's integer
-    summary ids become their digits)."""
-    return tuple(str(part) if isinstance(part, int) else part for part in key)
-
-
-def expected_in_range(items: list[dict], field: str, start: str, end: str) -> dict:
-    """Emulator rows whose ``expected_fields[field]`` lies in [start, end), by key."""
-    lower, upper = utc(start), utc(end)
-    return {
-        emitted_key(item["key"]): item
-        for item in items
-        if item["expected_fields"].get(field)
-        and lower <= utc(item["expected_fields"][field]) < upper
-    }
 
 
 def assert_stream_matches(run, stream: str, expected: dict, key_fields: tuple[str, ...]) -> None:

@@ -1,58 +1,31 @@
 """A corpus of broken answers: each ends in one clear error, exit 1, no secret, no traceback.
 
-A tiny canned HTTP server on loopback answers every request with one fixed response,
+A canned HTTP server on loopback (``harness.loopback``) answers every request with one fixed response,
 so each case is exactly the body a misbehaving server would send.
 """
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 
 import pytest
 
-from tests.tap_runner import run_tap
+from harness import run_tap
+from harness.loopback import Answer, Seen, http_server
 
 SECRET = "Canned-Secret-Value-55"
 
 
-class CannedServer:
-    """Answers every request with ``status`` and ``body`` (login answers 200 with a cookie)."""
+def canned(status: int, body: str, content_type: str) -> Callable[[Seen], Answer]:
+    """Every request answered with ``status`` and ``body`` (login answers 200 with a cookie)."""
 
-    def __init__(self, status: int, body: str, content_type: str = "application/json") -> None:
-        canned = (status, body.encode(), content_type)
+    def answer(seen: Seen) -> Answer:
+        if seen.path.endswith("/login"):
+            cookie = {"Set-Cookie": "ECSS_SESSION=abc; Path=/"}
+            return 200, "application/xml", "<out><response/></out>", cookie
+        return status, content_type, body, {}
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                status, payload, kind = canned
-                headers = {}
-                if self.path.endswith("/login"):
-                    status, payload, kind = 200, b"<out><response/></out>", "application/xml"
-                    headers["Set-Cookie"] = "ECSS_SESSION=abc; Path=/"
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = _answer
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return answer
 
 
 BASE = {
@@ -128,11 +101,8 @@ def test_broken_answer_gives_one_clear_error(
     provider: str, status: int, body: str, needle: str
 ) -> None:
     kind = "application/xml" if provider == "ecss" else "application/json"
-    server = CannedServer(status, body, kind)
-    try:
-        run = run_tap({**BASE, **provider_config(provider, server.url)}, timeout=60)
-    finally:
-        server.close()
+    with http_server(canned(status, body, kind)) as url:
+        run = run_tap({**BASE, **provider_config(provider, url)}, timeout=60)
     assert run.returncode == 1, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
     assert SECRET not in run.stdout + run.stderr

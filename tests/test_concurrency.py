@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from harness import run_tap
 from tap_callcenter.concurrency import map_in_order, prefetch_in_order
 from tests.conftest import SPRING, thulium_config
-from tests.tap_runner import run_tap
 
 
 def test_windows_come_out_in_order_with_all_their_records() -> None:

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.conftest import SPRING, thulium_config, utc
-from tests.tap_runner import run_tap
+from harness import run_tap, utc
+from tests.conftest import SPRING, thulium_config
 
 SECRET = "pw-Do-Not-Print-42"
 THULIUM = {"api_url": "http://127.0.0.1:9/api", "username": "u", "password": SECRET}

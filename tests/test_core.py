@@ -15,8 +15,9 @@ from singer_sdk.testing.suites import SingerTestSuite, tap_stream_tests
 from singer_sdk.testing.tap_tests import StreamRecordSchemaMatchesCatalogTest
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
+from harness import emitted_key, tap_config
 from tap_callcenter.tap import TapCallcenter
-from tests.conftest import FAST_HTTP, SPRING, emitted_key
+from tests.conftest import FAST_HTTP, SPRING
 
 # get_tap_test_class needs its config when the module is imported, so the emulator
 # starts here (once per test session) rather than in a fixture.
@@ -30,37 +31,12 @@ _EMULATOR = Emulator(
 atexit.register(_EMULATOR.stop)
 
 _BASE: dict[str, t.Any] = {"start_date": SPRING[0], "end_date": SPRING[1], **FAST_HTTP}
-_ECSS = _EMULATOR.ecss.config
-
-
-def _ecss_block(transport: str) -> dict[str, t.Any]:
-    return {
-        "api_url": _EMULATOR.ecss_api_url,
-        "domain": _ECSS.domain,
-        "client_id": _ECSS.client_id,
-        "api_key": _ECSS.api_key,
-        "phone_number": _ECSS.phone_number,
-        "transport": transport,
-        "ws_url": _EMULATOR.ecss.ws_url,
-        "timezone": _ECSS.timezone,
-    }
-
 
 CONFIGS: dict[str, dict[str, t.Any]] = {
-    "thulium": {
-        **_BASE,
-        "thulium": {
-            "api_url": _EMULATOR.thulium_api_url,
-            "username": _EMULATOR.thulium.config.username,
-            "password": _EMULATOR.thulium.config.password,
-        },
-    },
-    "conpeek": {
-        **_BASE,
-        "conpeek": {"api_url": _EMULATOR.conpeek_api_url, "api_key": _EMULATOR.conpeek.config.api_key},
-    },
-    "ecss_http": {**_BASE, "ecss": _ecss_block("http")},
-    "ecss_websocket": {**_BASE, "ecss": _ecss_block("websocket")},
+    "thulium": tap_config(_EMULATOR, "thulium", **_BASE),
+    "conpeek": tap_config(_EMULATOR, "conpeek", **_BASE),
+    "ecss_http": tap_config(_EMULATOR, "ecss", ecss={"transport": "http"}, **_BASE),
+    "ecss_websocket": tap_config(_EMULATOR, "ecss", ecss={"transport": "websocket"}, **_BASE),
 }
 
 #: Where the emulator keeps each stream's raw API records: (provider, API stream).

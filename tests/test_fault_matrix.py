@@ -1,6 +1,7 @@
-"""The reliability fault matrix (``scripts/fault_matrix.py``) as part of CI.
+"""The reliability fault matrix (``harness/fault_matrix.py``; its command line is
+``scripts/fault_matrix.py``) as part of CI.
 
-Every stream x fault cell runs the real tap against a fresh emulator (see the script's
+Every stream x fault cell runs the real tap against a fresh emulator (see the module's
 docstring). Each cell must end with 0 records lost (after a failure: rerun from the last
 STATE, faults cleared), no key emitted twice within a run, every date-time as expected,
 and the fault must really have fired. The only failure allowed is the expected one: a
@@ -17,7 +18,7 @@ import re
 
 import pytest
 
-from scripts.fault_matrix import COLUMNS, ROWS, Matrix, run_matrix
+from harness.fault_matrix import COLUMNS, ROWS, Matrix, run_matrix
 
 #: A cell takes seconds, the whole matrix about a minute; the first test pays for it.
 pytestmark = pytest.mark.timeout(290)

@@ -16,16 +16,21 @@ from pathlib import Path
 import pytest
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
+from harness import (
+    TAP_COMMAND,
+    TapRun,
+    discover,
+    expected_in_range,
+    full_table,
+    parse_messages,
+    run_tap,
+    run_tap_until_killed,
+    select_only,
+    tap_config,
+)
 from tap_callcenter.state import StateError
 from tap_callcenter.tap import TapCallcenter
-from tests.conftest import (
-    FAST_HTTP,
-    SPRING,
-    assert_stream_matches,
-    expected_in_range,
-    thulium_config,
-)
-from tests.tap_runner import TAP_COMMAND, TapRun, parse_messages, run_tap, run_tap_until_killed
+from tests.conftest import FAST_HTTP, SPRING, assert_stream_matches, thulium_config
 
 CONNECTIONS = "thulium_connections"
 SUMMARIES = "conpeek_voice_campaign_request_summary"
@@ -68,13 +73,7 @@ def conpeek_emu():
 
 
 def conpeek_config(emu: Emulator, **overrides: object) -> dict:
-    config: dict = {
-        "window_days": 0.5,
-        "conpeek": {"api_url": emu.conpeek_api_url, "api_key": emu.conpeek.config.api_key},
-        **FAST_HTTP,
-    }
-    config.update(overrides)
-    return config
+    return tap_config(emu, "conpeek", **{"window_days": 0.5, **FAST_HTTP, **overrides})
 
 
 # ------------------------------------------------------------------ end_date and now
@@ -169,18 +168,14 @@ def test_a_window_inside_the_second_occurrence_sends_no_inverted_range() -> None
     emu = Emulator(seed=3, port=0, thulium=ThuliumConfig(connections=500), ecss=EcssConfig(calls=500))
     emu.start()
     try:
-        info = emu.describe()
-        config = {
-            "start_date": "2024-10-27T01:10:00Z",
-            "end_date": "2024-10-27T01:20:00Z",
-            "thulium": {k: info["thulium"][k] for k in ("api_url", "username", "password")},
-            "ecss": {
-                k: info["ecss"][k]
-                for k in ("api_url", "domain", "client_id", "api_key", "phone_number")
-            },
+        config = tap_config(
+            emu,
+            "thulium",
+            "ecss",
+            start_date="2024-10-27T01:10:00Z",
+            end_date="2024-10-27T01:20:00Z",
             **FAST_HTTP,
-        }
-        config["ecss"]["timezone"] = "Europe/Helsinki"
+        )
         run = run_tap(config)
         assert run.returncode == 0, run.stderr[-2000:]
         data = [e for e in emu.requests_log if not e["path"].endswith("/login")]
@@ -199,12 +194,7 @@ def test_full_table_reads_from_start_date_and_ignores_the_bookmark(thulium_emula
     config = thulium_config(emu, start, end)
     first = run_tap(config)
     assert first.returncode == 0
-    discovered = json.loads(run_tap(config, extra_args=("--discover",)).stdout)
-    for entry in discovered["streams"]:
-        if entry["tap_stream_id"] == CONNECTIONS:
-            for item in entry["metadata"]:
-                if not item["breadcrumb"]:
-                    item["metadata"]["replication-method"] = "FULL_TABLE"
+    discovered = full_table(discover(config), CONNECTIONS)
     second = run_tap(config, state=first.last_state, catalog=discovered)
     assert_stream_matches(second, CONNECTIONS, connections(emu, start, end), ("connection_id",))
     # the other stream stays incremental: only its lookback is read again
@@ -218,11 +208,7 @@ def test_full_table_after_a_gap_keeps_the_bookmark(thulium_emulator) -> None:
     emu = thulium_emulator
     bookmark, start = "2024-10-26T06:00:00+00:00", "2024-10-27T00:00:00Z"
     config = thulium_config(emu, start, "2024-10-28T00:00:00Z")
-    discovered = json.loads(run_tap(config, extra_args=("--discover",)).stdout)
-    for entry in discovered["streams"]:
-        for item in entry["metadata"]:
-            if not item["breadcrumb"] and entry["tap_stream_id"] == CONNECTIONS:
-                item["metadata"]["replication-method"] = "FULL_TABLE"
+    discovered = full_table(discover(config), CONNECTIONS)
     state = state_with(CONNECTIONS, replication_key_value=bookmark)
     full = run_tap(config, state=state, catalog=discovered)
     assert full.returncode == 0, full.stderr[-2000:]
@@ -396,11 +382,7 @@ def test_resumed_backfill_resends_only_closures_since_it_began(conpeek_emu) -> N
     emu = conpeek_emu
     start, end = SPRING
     config = conpeek_config(emu, start_date=start, end_date=end, window_days=0.25)
-    discovered = json.loads(run_tap(config, extra_args=("--discover",)).stdout)
-    for entry in discovered["streams"]:
-        for item in entry["metadata"]:
-            if not item["breadcrumb"]:
-                item["metadata"]["selected"] = entry["tap_stream_id"] == SUMMARIES
+    discovered = select_only(discover(config), SUMMARIES)
     killed = run_tap_until_killed(config, kill_after_states=4, catalog=discovered)
     state = killed.last_state
     assert state["bookmarks"][SUMMARIES]["closed_date_bookmark"] == end

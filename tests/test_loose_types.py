@@ -4,22 +4,21 @@ The emulator's ``loose_types`` mode serves the same data with numbers and ids as
 booleans as 0/1 and "" for absent values, on every stream; the tap must emit exactly what
 it emits for the strictly typed server. A value that cannot be converted without loss is
 null in its field, kept in ``_raw_values`` and named in a WARNING with its count. (Every
-run here goes through ``tests.tap_runner``, which checks each RECORD against its SCHEMA.)
+run here goes through ``harness``, which checks each RECORD against its SCHEMA.)
 """
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
+from harness import run_tap, tap_config
+from harness.loopback import Answer, Seen, http_server
 from tap_callcenter.coerce import RAW_VALUES
-from tests.tap_runner import run_tap
 
 START, END = "2024-10-26T00:00:00Z", "2024-10-28T00:00:00Z"
 KEYS = {
@@ -46,28 +45,9 @@ def emu() -> Iterator[Emulator]:
 
 
 def config(emu: Emulator, transport: str = "http") -> dict:
-    ecss = emu.ecss.config
-    return {
-        "start_date": START,
-        "end_date": END,
-        "backoff_factor": 0.05,
-        "thulium": {
-            "api_url": emu.thulium_api_url,
-            "username": emu.thulium.config.username,
-            "password": emu.thulium.config.password,
-        },
-        "conpeek": {"api_url": emu.conpeek_api_url, "api_key": emu.conpeek.config.api_key},
-        "ecss": {
-            "api_url": emu.ecss_api_url,
-            "domain": ecss.domain,
-            "client_id": ecss.client_id,
-            "api_key": ecss.api_key,
-            "phone_number": ecss.phone_number,
-            "timezone": ecss.timezone,
-            "transport": transport,
-            "ws_url": emu.ecss.ws_url,
-        },
-    }
+    return tap_config(
+        emu, start_date=START, end_date=END, backoff_factor=0.05, ecss={"transport": transport}
+    )
 
 
 def declared(run, stream: str) -> dict[tuple, dict]:
@@ -136,34 +116,16 @@ def test_the_loose_server_really_sends_loose_types(emu) -> None:
 # ------------------------------------------------------------------ values that do not fit
 
 
-class OddThulium:
+def odd_thulium(records: list[dict]) -> Callable[[Seen], Answer]:
     """A Thulium-shaped server answering one fixed page of connections."""
+    body = json.dumps({"count": len(records), "result": records})
+    empty = json.dumps({"count": 0, "result": []})
 
-    def __init__(self, records: list[dict]) -> None:
-        body = json.dumps({"count": len(records), "result": records}).encode()
-        empty = json.dumps({"count": 0, "result": []}).encode()
+    def answer(seen: Seen) -> Answer:
+        first_page = "/connections" in seen.path and "offset=0" in seen.path
+        return 200, "application/json", body if first_page else empty, {}
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                payload = body if "/connections" in self.path and "offset=0" in self.path else empty
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return answer
 
 
 def test_values_that_cannot_be_converted_are_null_kept_raw_and_warned() -> None:
@@ -173,20 +135,17 @@ def test_values_that_cannot_be_converted_are_null_kept_raw_and_warned() -> None:
         {**base, "connection_id": 1711792801, "duration": "13", "queue_id": "34"},
         {**base, "connection_id": "c3", "duration": "1,5", "rating": "happy", "tags": "x"},
     ]
-    server = OddThulium(records)
-    try:
+    with http_server(odd_thulium(records)) as url:
         run = run_tap(
             {
                 "start_date": "2024-03-30T00:00:00Z",
                 "end_date": "2024-03-31T00:00:00Z",
                 "window_days": 1,
-                "thulium": {"api_url": server.url, "username": "u", "password": "p"},
+                "thulium": {"api_url": url + "/api", "username": "u", "password": "p"},
                 "max_tries": 1,
             },
             catalog=None,
         )
-    finally:
-        server.close()
     assert run.returncode == 0, run.stderr[-3000:]  # and every RECORD fits its SCHEMA
     got = {r["connection_id"]: r for r in run.records["thulium_connections"]}
     assert set(got) == {"1711792800.5", "1711792801", "c3"}  # keys as text, none lost

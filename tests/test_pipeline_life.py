@@ -45,8 +45,15 @@ from hypothesis.stateful import (
 )
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
-from tests.conftest import emitted_key
-from tests.tap_runner import TapRun, run_tap, run_tap_until_killed
+from harness import (
+    TapRun,
+    discover,
+    emitted_key,
+    full_table,
+    run_tap,
+    run_tap_until_killed,
+    tap_config,
+)
 
 UTC = dt.timezone.utc
 PERIOD = ("2024-02-01T00:00:00Z", "2024-12-20T00:00:00Z")
@@ -303,7 +310,7 @@ class PipelineLife(RuleBasedStateMachine):
 
     def plan(self) -> RunPlan:
         assert self.emu is not None
-        now, s, info = self.now, self.settings, self.emu.describe()
+        now, s = self.now, self.settings
         end: dt.datetime | None = None
         if s.end_date == "past":
             end = now - dt.timedelta(hours=5)
@@ -312,26 +319,16 @@ class PipelineLife(RuleBasedStateMachine):
         start = parse(s.start_date) if s.start_date else now - dt.timedelta(days=30)
         if end is not None and end <= start:
             end = None
-        ecss = {k: info["ecss"][k] for k in ("api_url", "domain", "client_id", "api_key")}
-        ecss.update(
-            phone_number=info["ecss"]["phone_number"],
-            timezone="Europe/Helsinki",
-            transport=s.transport,
-            ws_url=info["ecss"]["ws_url"],
+        config = tap_config(
+            self.emu,
+            lookback_minutes=s.lookback,
+            window_days=s.window_days,
+            max_concurrency=s.concurrency,
+            request_timeout=10,
+            max_tries=3,
+            backoff_factor=0.05,
+            ecss={"transport": s.transport},
         )
-        config: dict = {
-            "lookback_minutes": s.lookback,
-            "window_days": s.window_days,
-            "max_concurrency": s.concurrency,
-            "request_timeout": 10,
-            "max_tries": 3,
-            "backoff_factor": 0.05,
-            "thulium": {
-                k: info["thulium"][k] for k in ("api_url", "username", "password", "timezone")
-            },
-            "conpeek": {k: info["conpeek"][k] for k in ("api_url", "api_key")},
-            "ecss": ecss,
-        }
         if s.start_date:
             config["start_date"] = s.start_date
         if end is not None:
@@ -351,14 +348,8 @@ class PipelineLife(RuleBasedStateMachine):
         )
 
     @staticmethod
-    def catalog(config: dict, full_table: set[str]) -> dict:
-        discovered = json.loads(run_tap(config, extra_args=("--discover",)).stdout)
-        for entry in discovered["streams"]:
-            if entry["tap_stream_id"] in full_table:
-                for item in entry["metadata"]:
-                    if not item["breadcrumb"]:
-                        item["metadata"]["replication-method"] = "FULL_TABLE"
-        return discovered
+    def catalog(config: dict, streams: set[str]) -> dict:
+        return full_table(discover(config), *sorted(streams))
 
     def check_run(self, plan: RunPlan, result: TapRun, *, completed: bool) -> None:
         bookmarks = {

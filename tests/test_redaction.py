@@ -21,8 +21,8 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from emulator.ecss.websocket import Connection, WebSocketServer
-from tests.loopback import Answer, Seen, http_server
-from tests.tap_runner import run_tap
+from harness import run_tap
+from harness.loopback import Answer, Seen, http_server
 
 #: A secret with every character that some encoding changes: a quote, a slash, a
 #: backslash, a space, and the URL specials + & = %.

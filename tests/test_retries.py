@@ -13,8 +13,8 @@ import json
 
 import pytest
 
-from tests.loopback import Answer, Seen, http_server
-from tests.tap_runner import run_tap
+from harness import run_tap
+from harness.loopback import Answer, Seen, http_server
 
 EMPTY_PAGE = {"thulium": {"count": 0, "result": []}, "conpeek": {"data": []}}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tap_runner import run_tap
+from harness import run_tap
 
 SECRET = "pw-Transport-77"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from emulator import ConpeekConfig, Emulator
-from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches, expected_in_range
-from tests.tap_runner import run_tap
+from harness import expected_in_range, run_tap, tap_config
+from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches
 
 DIALOGS = ("conpeek_cdr_dialog", "cdr_dialog", "start_time", ("dialog_uuid",))
 SUMMARIES = (
@@ -28,15 +28,8 @@ def emu():
 
 
 def conpeek_config(emu, start: str, end: str, **overrides) -> dict:
-    config = {
-        "start_date": start,
-        "end_date": end,
-        "window_days": 0.5,
-        "conpeek": {"api_url": emu.conpeek_api_url, "api_key": emu.conpeek.config.api_key},
-        **FAST_HTTP,
-    }
-    config.update(overrides)
-    return config
+    settings = {"start_date": start, "end_date": end, "window_days": 0.5, **FAST_HTTP}
+    return tap_config(emu, "conpeek", **{**settings, **overrides})
 
 
 def expected(emu, spec, start, end) -> dict:

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from emulator import EcssConfig, Emulator
-from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches, expected_in_range, utc
-from tests.tap_runner import run_tap, run_tap_until_killed
+from harness import expected_in_range, run_tap, run_tap_until_killed, tap_config, utc
+from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches
 
 STREAM = "ecss_operator_call_history"
 KEY = ("call_ref",)
@@ -33,25 +33,8 @@ def emu():
 
 
 def ecss_config(emu, start: str, end: str, transport: str = "http", **overrides) -> dict:
-    settings = emu.ecss.config
-    config = {
-        "start_date": start,
-        "end_date": end,
-        "window_days": 0.5,
-        "ecss": {
-            "api_url": emu.ecss_api_url,
-            "domain": settings.domain,
-            "client_id": settings.client_id,
-            "api_key": settings.api_key,
-            "phone_number": settings.phone_number,
-            "transport": transport,
-            "ws_url": emu.ecss.ws_url,
-            "timezone": settings.timezone,
-        },
-        **FAST_HTTP,
-    }
-    config.update(overrides)
-    return config
+    settings = {"start_date": start, "end_date": end, "window_days": 0.5, **FAST_HTTP}
+    return tap_config(emu, "ecss", ecss={"transport": transport}, **{**settings, **overrides})
 
 
 def expected(emu, start: str, end: str) -> dict:

@@ -11,11 +11,18 @@ import pytest
 import yaml
 
 from emulator import Emulator, ThuliumConfig
-from tests.meltano.test_meltano import jsonl_counts, meltano
+from tests.meltano.helpers import (
+    END,
+    MIDDLE,
+    ROOT,
+    START,
+    install_project,
+    jsonl_counts,
+    meltano,
+    meltano_run,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "accounts.meltano.yml"
-START, MIDDLE, END = "2024-10-26T00:00:00Z", "2024-10-27T00:00:00Z", "2024-10-28T00:00:00Z"
 ACCOUNTS = {"acme": ("acme_api", "acme-secret", 41), "globex": ("globex_api", "globex-secret", 42)}
 
 
@@ -41,12 +48,9 @@ def servers() -> Iterator[dict[str, Emulator]]:
 def project(tmp_path_factory) -> Path:
     """The repository's meltano.yml including the example, as its comments say."""
     path = tmp_path_factory.mktemp("meltano-accounts")
-    text = (ROOT / "meltano.yml").read_text().replace("pip_url: -e .", f"pip_url: -e {ROOT}")
-    (path / "meltano.yml").write_text(text + "include_paths:\n- ./accounts.meltano.yml\n")
     (path / "accounts.meltano.yml").write_text(EXAMPLE.read_text())
-    result = meltano(path, "install", "tap-callcenter", "target-jsonl", env={})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return path
+    tail = "include_paths:\n- ./accounts.meltano.yml\n"
+    return install_project(path, "tap-callcenter", "target-jsonl", meltano_yml_tail=tail)
 
 
 def account_env(servers: dict[str, Emulator], name: str, end: str, out: Path) -> dict[str, str]:
@@ -65,14 +69,9 @@ def account_env(servers: dict[str, Emulator], name: str, end: str, out: Path) ->
 
 
 def run_account(project: Path, servers, name: str, end: str, out: Path) -> dict[str, list]:
-    result = meltano(
-        project,
-        "run",
-        f"tap-callcenter--{name}",
-        "target-jsonl",
-        env=account_env(servers, name, end, out),
+    meltano_run(
+        project, f"tap-callcenter--{name}", "target-jsonl", env=account_env(servers, name, end, out)
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     return jsonl_counts(out)
 
 

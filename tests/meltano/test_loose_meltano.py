@@ -6,45 +6,35 @@ target-jsonl validates every RECORD against its SCHEMA; here it must load every 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
-from tests.meltano.test_meltano import jsonl_counts, meltano, settings_env
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.meltano.helpers import install_project, jsonl_counts, meltano_run, settings_env
 
 
 @pytest.fixture(scope="module")
 def loose_emu() -> Iterator[Emulator]:
-    emulator = Emulator(
+    with Emulator(
         seed=23,
         port=0,
         loose_types=True,
         thulium=ThuliumConfig(connections=600),
         conpeek=ConpeekConfig(dialogs=600, summaries=200),
         ecss=EcssConfig(calls=300),
-    )
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    ) as emulator:
+        yield emulator
 
 
 def test_meltano_run_into_a_validating_target_with_a_loose_server(loose_emu, tmp_path) -> None:
-    text = (ROOT / "meltano.yml").read_text().replace("pip_url: -e .", f"pip_url: -e {ROOT}")
-    (tmp_path / "meltano.yml").write_text(text)
-    installed = meltano(tmp_path, "install", "tap-callcenter", "target-jsonl", env={})
-    assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+    install_project(tmp_path, "tap-callcenter", "target-jsonl")
     out = tmp_path / "out"
-    result = meltano(
+    meltano_run(
         tmp_path,
-        "run",
         "tap-callcenter",
         "target-jsonl",
         env=settings_env(loose_emu, TARGET_JSONL_DESTINATION_PATH=str(out)),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     rows = jsonl_counts(out)
     assert len(rows) == 5 and all(rows.values())
     dialogs = rows["conpeek_cdr_dialog"]

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from emulator import Emulator, ThuliumConfig
+from harness import parse_messages, run_tap
 from tap_callcenter.tap import CONFIG_SCHEMA, PROVIDERS, TapCallcenter
-from tests.meltano.test_meltano import meltano
-from tests.tap_runner import parse_messages, run_tap
+from tests.meltano.helpers import meltano
 
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER_NAMES = [provider.name for provider in PROVIDERS]

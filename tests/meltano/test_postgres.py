@@ -17,12 +17,16 @@ from pathlib import Path
 import pytest
 
 from emulator import ConpeekConfig, EcssConfig, Emulator, ThuliumConfig
-from tests.meltano.test_meltano import meltano, settings_env
+from tests.meltano.helpers import (
+    END,
+    MIDDLE,
+    install_project,
+    meltano_run,
+    settings_env,
+    tap_records,
+)
 from tests.pg_server import PostgresServer, postgres_server
-from tests.tap_runner import run_tap
 
-ROOT = Path(__file__).resolve().parents[2]
-START, MIDDLE, END = "2024-10-26T00:00:00Z", "2024-10-27T00:00:00Z", "2024-10-28T00:00:00Z"
 SCHEMA = "callcenter"
 KEYS = {
     "thulium_connections": ("connection_id",),
@@ -41,26 +45,20 @@ def server() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="module")
 def emu() -> Iterator[Emulator]:
-    emulator = Emulator(
+    with Emulator(
         seed=31,
         port=0,
         thulium=ThuliumConfig(connections=1000),
         conpeek=ConpeekConfig(dialogs=1000, summaries=300),
         ecss=EcssConfig(calls=800),
-    )
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    ) as emulator:
+        yield emulator
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, server) -> Path:
     path = tmp_path_factory.mktemp("meltano-postgres")
-    text = (ROOT / "meltano.yml").read_text().replace("pip_url: -e .", f"pip_url: -e {ROOT}")
-    (path / "meltano.yml").write_text(text)
-    result = meltano(path, "install", "tap-callcenter", "target-postgres", env={})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return path
+    return install_project(path, "tap-callcenter", "target-postgres")
 
 
 def loader_env(server: PostgresServer, **extra: str) -> dict[str, str]:
@@ -112,44 +110,18 @@ def tables(project: Path, server: PostgresServer) -> dict[str, dict]:
 
 def tap_keys(emu: Emulator, end: str) -> dict[str, set[tuple]]:
     """The distinct keys the tap itself emits for START .. end (the loader's reference)."""
-    env = settings_env(emu, TAP_CALLCENTER_END_DATE=end)
-    config = {
-        "start_date": START,
-        "end_date": end,
-        "backoff_factor": 0.05,
-        "thulium": {
-            "api_url": env["TAP_CALLCENTER_THULIUM_API_URL"],
-            "username": env["TAP_CALLCENTER_THULIUM_USERNAME"],
-            "password": env["TAP_CALLCENTER_THULIUM_PASSWORD"],
-        },
-        "conpeek": {
-            "api_url": env["TAP_CALLCENTER_CONPEEK_API_URL"],
-            "api_key": env["TAP_CALLCENTER_CONPEEK_API_KEY"],
-        },
-        "ecss": {
-            k.lower(): env[f"TAP_CALLCENTER_ECSS_{k}"]
-            for k in ("API_URL", "DOMAIN", "CLIENT_ID", "API_KEY", "PHONE_NUMBER", "TIMEZONE")
-        },
-    }
-    run = run_tap(config)
-    assert run.returncode == 0, run.stderr[-2000:]
     return {
         stream: {tuple(str(r[k]) for k in KEYS[stream]) for r in records}
-        for stream, records in run.records.items()
+        for stream, records in tap_records(emu, end).items()
     }
 
 
 def test_postgres_holds_one_row_per_key_and_an_incremental_run_upserts(
     emu, server, project
 ) -> None:
-    first = meltano(
-        project,
-        "run",
-        "tap-callcenter",
-        "target-postgres",
-        env={**settings_env(emu), **loader_env(server)},
+    meltano_run(
+        project, "tap-callcenter", "target-postgres", env={**settings_env(emu), **loader_env(server)}
     )
-    assert first.returncode == 0, first.stderr[-3000:]
     loaded = tables(project, server)
     expected = tap_keys(emu, MIDDLE)
     assert set(loaded) == set(KEYS)
@@ -178,14 +150,12 @@ def test_postgres_holds_one_row_per_key_and_an_incremental_run_upserts(
         and row["key"][0] not in late
     ]
     assert in_lookback, "the lookback must re-send rows already loaded"
-    second = meltano(
+    meltano_run(
         project,
-        "run",
         "tap-callcenter",
         "target-postgres",
         env={**settings_env(emu, TAP_CALLCENTER_END_DATE=END), **loader_env(server)},
     )
-    assert second.returncode == 0, second.stderr[-3000:]
     reloaded = tables(project, server)
     expected = tap_keys(emu, END)
     for stream, keys in expected.items():

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.conftest import SPRING, expected_keys, thulium_config, utc
-from tests.tap_runner import run_tap
+from harness import run_tap, utc
+from tests.conftest import SPRING, expected_keys, thulium_config
 from tests.thulium.test_sync import assert_complete_and_correct
 
 START, END = SPRING

@@ -1,57 +1,36 @@
 """Thulium-shaped servers that bend the API: no ``count``, odd records, a count that
-promises more than the server gives. Small loopback servers written for the purpose."""
+promises more than the server gives, each a loopback server (``harness.loopback``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.tap_runner import run_tap
+from harness import run_tap
+from harness.loopback import Answer, Seen, http_server
 
 PageFn = Callable[[int, int], dict]
 
 
 class PagingServer:
-    """Answers ``GET /api/<stream>`` with ``page(offset, limit)``; logs the offsets."""
+    """Answers ``GET /api/connections`` with ``page(offset, limit)`` and logs the offsets;
+    every other stream is empty."""
 
     def __init__(self, page: PageFn) -> None:
+        self.page = page
         self.offsets: list[int] = []
-        server = self
+        self.url = ""
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                query = parse_qs(urlsplit(self.path).query)
-                offset, limit = int(query["offset"][0]), int(query["limit"][0])
-                body = b"{}"
-                if urlsplit(self.path).path.endswith("/connections"):
-                    server.offsets.append(offset)
-                    body = json.dumps(page(offset, limit)).encode()
-                else:
-                    body = json.dumps({"count": 0, "result": []}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def answer(self, seen: Seen) -> Answer:
+        offset, limit = int(seen.query["offset"][0]), int(seen.query["limit"][0])
+        if not seen.route.endswith("/connections"):
+            return 200, "application/json", json.dumps({"count": 0, "result": []}), {}
+        self.offsets.append(offset)
+        return 200, "application/json", json.dumps(self.page(offset, limit)), {}
 
 
 def config(url: str, **overrides: object) -> dict:
@@ -72,15 +51,15 @@ def call(i: int, date: str = "2024-03-30 03:00") -> dict:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[PageFn], PagingServer]]:
-    servers: list[PagingServer] = []
+    """Starts a PagingServer on loopback; its ``url`` is the API's base."""
+    with contextlib.ExitStack() as running:
 
-    def start(page: PageFn) -> PagingServer:
-        servers.append(PagingServer(page))
-        return servers[-1]
+        def start(page: PageFn) -> PagingServer:
+            server = PagingServer(page)
+            server.url = running.enter_context(http_server(server.answer)) + "/api"
+            return server
 
-    yield start
-    for server in servers:
-        server.close()
+        yield start
 
 
 @pytest.mark.parametrize("concurrency", [1, 8])

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from tests.conftest import AUTUMN, SPRING, expected_keys, thulium_config, utc
-from tests.tap_runner import run_tap, run_tap_until_killed
+from harness import run_tap, run_tap_until_killed, utc
+from tests.conftest import AUTUMN, SPRING, expected_keys, thulium_config
 
 STREAMS = {
     "thulium_connections": ("connections", "date", ("connection_id",)),

@@ -1,7 +1,8 @@
-"""Loopback servers for tests that need a server to misbehave in one precise way.
+"""A loopback HTTP server for tests that need a server to misbehave in one precise way.
 
 ``http_server(answer)`` answers every request with ``answer(request)``: echo what was
-received, refuse the first few, and so on. It records when each request arrived.
+received, refuse the first few, serve pages of a list, and so on. It records when each
+request arrived.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 @dataclass
@@ -19,11 +21,21 @@ class Seen:
     """What the server received in one request."""
 
     method: str
+    #: The request target: path and query string.
     path: str
     headers: dict[str, str]
     body: str
     #: ``time.monotonic()`` when the request arrived.
     at: float = field(default_factory=time.monotonic)
+
+    @property
+    def route(self) -> str:
+        """The path without its query string."""
+        return urlsplit(self.path).path
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(self.path).query)
 
     def echo(self) -> str:
         auth = self.headers.get("Authorization", "")
