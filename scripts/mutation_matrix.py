@@ -147,7 +147,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "lookback",
         "An incremental run restarts lookback_minutes before the bookmark",
-        "tap_callcenter/engine.py",
+        "tap_callcenter/bookmarks.py",
         "        start = bookmark - self.settings.lookback\n",
         "        start = bookmark\n",
         ("tests/thulium/test_sync.py::test_incremental_run_picks_up_new_and_late_records",),
@@ -155,7 +155,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "start-date-bound",
         "A stream without state starts at start_date (fault matrix: records outside the range)",
-        "tap_callcenter/engine.py",
+        "tap_callcenter/bookmarks.py",
         "            return self.settings.start_date\n",
         "            return self.settings.start_date - self.settings.window\n",
         (
@@ -315,10 +315,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "undeclared-fields-kept",
         "Fields the API sends that the schema does not declare are kept",
-        "tap_callcenter/client.py",
-        "        return record\n\n\ndef _described",
+        "tap_callcenter/pages.py",
+        "        return record\n\n    if t.TYPE_CHECKING:",
         '        return {k: v for k, v in record.items() if k in self.schema["properties"]}'
-        "\n\n\ndef _described",
+        "\n\n    if t.TYPE_CHECKING:",
         ("tests/test_core.py",),
     ),
     # -- Settings
@@ -353,7 +353,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "future-bookmark",
         "A bookmark later than now is not trusted (WARNING, start_date)",
-        "tap_callcenter/engine.py",
+        "tap_callcenter/bookmarks.py",
         "        if instant > self.settings.now:\n",
         "        if False:\n",
         ("tests/test_lifecycle.py::test_a_bookmark_later_than_now_is_not_trusted",),
@@ -361,7 +361,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "bookmark-over-start-date",
         "A bookmark wins over start_date, however old",
-        "tap_callcenter/engine.py",
+        "tap_callcenter/bookmarks.py",
         "        return start - self.clock.repeated_shift(start, bookmark)",
         "        return max(self.settings.start_date, start - self.clock.repeated_shift(start, bookmark))",  # noqa: E501
         (
@@ -373,7 +373,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "repeated-hour-lookback",
         "The lookback reaches an hour further when it touches a repeated hour",
-        "tap_callcenter/engine.py",
+        "tap_callcenter/bookmarks.py",
         "        return start - self.clock.repeated_shift(start, bookmark)",
         "        return start",
         (
@@ -446,7 +446,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "full-table",
         "FULL_TABLE in the catalog reads from start_date",
-        "tap_callcenter/engine.py",
+        "tap_callcenter/bookmarks.py",
         '            or self.name in getattr(self._tap, "full_table_streams", ())',
         "",
         (

@@ -37,7 +37,7 @@ PRIVATE_SDK_NAMES: dict[str, str] = {
         "SIGTERM/SIGINT exit 143/130 within seconds without half a message on stdout; the "
         "SDK's handler exits 0, so schedulers would record an interrupted run as a success."
     ),
-    # -- the streams (engine.py, fastpath.py, client.py)
+    # -- the streams (bookmarks.py, engine.py, fastpath.py, client.py)
     "Stream._tap": "the tap's parsed run settings and the catalog's FULL_TABLE streams.",
     "Stream._finalize_state": (
         "the engine finalizes the bookmark after each completed window (not per record)."
