@@ -708,6 +708,9 @@ def problems(case: HostileCase, target: Target, run: Measured, scenario: Scenari
         for alternatives in case.needles:
             if not any(word.lower() in last_lower for word in alternatives):
                 found.append(f"the last stderr line says none of {alternatives}")
+    rejected = [line for line in run.stderr.splitlines() if "unknown setting" in line]
+    if rejected:
+        found.append(f"the config was rejected: {rejected[0].rpartition('| ')[2][:90]}")
     if "Traceback" in run.stderr:
         found.append("a Python traceback in stderr")
     found += [f"{text!r} in the last stderr line" for text in case.not_in_last_line if text in last]

@@ -1,7 +1,8 @@
 """Run the tap as a real subprocess and measure it: wall time and the child's own peak RSS.
 
-The child is reaped with ``os.wait4``, whose rusage is that process's own (``ru_maxrss``
-in KiB on Linux). A watchdog kills it (and says why) when it outlives its deadline or
+The tap is spawned by a small launcher and reaped there with ``os.wait4``, whose rusage
+is that process's own (``ru_maxrss`` in KiB on Linux; see ``_LAUNCHER`` for why not
+from the test process directly). A watchdog kills it (and says why) when it outlives its deadline or
 its resident memory passes a ceiling, so a hostile case that today makes the tap hang
 or balloon fails in bounded time without starving the machine.
 """
@@ -9,6 +10,7 @@ or balloon fails in bounded time without starving the machine.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import os
@@ -88,6 +90,22 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
+#: Spawns the tap and reports its rusage. ``ru_maxrss`` carries over the image a process
+#: had before ``exec``: a tap forked from the test process would count the test
+#: process's own resident memory (pytest and its fixtures) as its peak. Spawned from this
+#: small launcher, the floor is the launcher's ~10 MiB instead.
+_LAUNCHER = """
+import json, os, sys
+result, args = sys.argv[1], sys.argv[2:]
+pid = os.posix_spawn(args[0], args, os.environ)
+with open(result + ".pid", "w") as f:
+    f.write(str(pid))
+_, status, usage = os.wait4(pid, 0)
+with open(result, "w") as f:
+    json.dump({"status": status, "maxrss_kib": usage.ru_maxrss}, f)
+"""
+
+
 def run_measured(
     config: dict,
     *,
@@ -105,31 +123,47 @@ def run_measured(
         if catalog is not None:
             (tmp / "catalog.json").write_text(json.dumps(catalog))
             args += ["--catalog", str(tmp / "catalog.json")]
-        out_path, err_path = tmp / "stdout", tmp / "stderr"
+        out_path, err_path, result = tmp / "stdout", tmp / "stderr", tmp / "result.json"
         with out_path.open("wb") as out, err_path.open("wb") as err:
             started = time.monotonic()
-            proc = subprocess.Popen(args, stdout=out, stderr=err, env={**base_env, **(env or {})})
+            launcher = subprocess.Popen(
+                [sys.executable, "-c", _LAUNCHER, str(result), *args],
+                stdout=out,
+                stderr=err,
+                env={**base_env, **(env or {})},
+            )
             killed: str | None = None
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if pid:
-                    break
+            tap_pid: int | None = None
+            while launcher.poll() is None:
                 elapsed = time.monotonic() - started
-                rss = _rss_mib(proc.pid)
+                if tap_pid is None:
+                    with contextlib.suppress(OSError, ValueError):
+                        tap_pid = int(Path(f"{result}.pid").read_text())
+                rss = _rss_mib(tap_pid) if tap_pid else 0.0
                 if killed is None and elapsed > deadline_s:
                     killed = f"deadline: still running after {deadline_s:.0f} s"
                 elif killed is None and rss > RSS_CEILING_MIB:
                     killed = f"memory: resident {rss:.0f} MiB after {elapsed:.1f} s"
                 if killed is not None:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    _, status, usage = os.wait4(proc.pid, 0)
+                    with contextlib.suppress(OSError):
+                        os.kill(tap_pid or launcher.pid, signal.SIGKILL)
+                    launcher.wait(timeout=30)
                     break
                 time.sleep(0.05)
             wall = time.monotonic() - started
-            proc.returncode = os.waitstatus_to_exitcode(status)
         stdout = out_path.read_text(errors="replace")
         stderr = err_path.read_text(errors="replace")
-    return Measured(proc.returncode, stdout, stderr, wall, usage.ru_maxrss / 1024, killed)
+        outcome = json.loads(result.read_text()) if result.exists() else None
+    if outcome is None:  # the launcher itself failed (or was killed before spawning)
+        return Measured(launcher.returncode or -1, stdout, stderr, wall, 0.0, killed)
+    return Measured(
+        os.waitstatus_to_exitcode(outcome["status"]),
+        stdout,
+        stderr,
+        wall,
+        outcome["maxrss_kib"] / 1024,
+        killed,
+    )
 
 
 # ------------------------------------------------------------------ configs
