@@ -1,0 +1,21 @@
+"""Paging against servers that ignore offset or send an absurd count: bounded requests and memory, no endless loop.
+
+Cases, bounds and checks: see ``tests/hostile/cases.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.hostile.cases import HostileCase, assert_case, cells
+from tests.hostile.servers import Target
+
+pytestmark = pytest.mark.hostile
+
+
+@pytest.mark.parametrize(
+    ("case", "target"),
+    [pytest.param(c, t, id=f"{c.name}-{t.key}") for c, t in cells("paging")],
+)
+def test_paging(case: HostileCase, target: Target, tmp_path) -> None:
+    assert_case(case, target, tmp_path)
