@@ -1,14 +1,14 @@
 """The hostile servers behaving well: the tap succeeds against each (a hostile failure is the tap's, not the server's).
 
-Cases, bounds and checks: see ``tests/hostile/cases.py``.
+Cases, bounds and checks: see ``harness/hostile/cases.py``.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.hostile.cases import HostileCase, assert_case, cells
-from tests.hostile.servers import Target
+from harness.hostile.cases import HostileCase, assert_case, cells
+from harness.hostile.servers import Target
 
 pytestmark = pytest.mark.hostile
 

@@ -1,14 +1,14 @@
 """Paging against servers that ignore offset or send an absurd count: bounded requests and memory, no endless loop.
 
-Cases, bounds and checks: see ``tests/hostile/cases.py``.
+Cases, bounds and checks: see ``harness/hostile/cases.py``.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.hostile.cases import HostileCase, assert_case, cells
-from tests.hostile.servers import Target
+from harness.hostile.cases import HostileCase, assert_case, cells
+from harness.hostile.servers import Target
 
 pytestmark = pytest.mark.hostile
 

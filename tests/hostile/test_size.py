@@ -1,14 +1,14 @@
 """Answers too big to hold: max_response_mib caps the decoded size (HTTP body after gzip, websocket frame).
 
-Cases, bounds and checks: see ``tests/hostile/cases.py``.
+Cases, bounds and checks: see ``harness/hostile/cases.py``.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tests.hostile.cases import HostileCase, assert_case, cells
-from tests.hostile.servers import Target
+from harness.hostile.cases import HostileCase, assert_case, cells
+from harness.hostile.servers import Target
 
 pytestmark = pytest.mark.hostile
 

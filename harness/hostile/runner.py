@@ -1,10 +1,10 @@
-"""Run the tap as a real subprocess and measure it: wall time and the child's own peak RSS.
+"""Run the tap as a real subprocess and measure it: wall time and its own peak RSS.
 
-The tap is spawned by a small launcher and reaped there with ``os.wait4``, whose rusage
-is that process's own (``ru_maxrss`` in KiB on Linux; see ``_LAUNCHER`` for why not
-from the test process directly). A watchdog kills it (and says why) when it outlives its deadline or
-its resident memory passes a ceiling, so a hostile case that today makes the tap hang
-or balloon fails in bounded time without starving the machine.
+The tap is spawned by the harness's launcher (``harness/launch.py``: a child forked from
+the test process would count the test process's memory in its ``ru_maxrss``). A
+watchdog kills it (and says why) when it outlives its deadline or its resident memory
+passes a ceiling, so a case that makes a broken tap hang or balloon fails in bounded
+time without starving the machine.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
-from tests.hostile.servers import (
+from harness.hostile.servers import (
     CONPEEK_KEY,
     ECSS_DOMAIN,
     ECSS_KEY,
@@ -32,6 +32,7 @@ from tests.hostile.servers import (
     THULIUM_USER,
     Target,
 )
+from harness.tap import LAUNCHER
 
 TAP_COMMAND = [sys.executable, "-m", "tap_callcenter.tap"]
 #: Kill the child when its resident memory passes this (the assertions are stricter):
@@ -90,22 +91,6 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-#: Spawns the tap and reports its rusage. ``ru_maxrss`` carries over the image a process
-#: had before ``exec``: a tap forked from the test process would count the test
-#: process's own resident memory (pytest and its fixtures) as its peak. Spawned from this
-#: small launcher, the floor is the launcher's ~10 MiB instead.
-_LAUNCHER = """
-import json, os, sys
-result, args = sys.argv[1], sys.argv[2:]
-pid = os.posix_spawn(args[0], args, os.environ)
-with open(result + ".pid", "w") as f:
-    f.write(str(pid))
-_, status, usage = os.wait4(pid, 0)
-with open(result, "w") as f:
-    json.dump({"status": status, "maxrss_kib": usage.ru_maxrss}, f)
-"""
-
-
 def run_measured(
     config: dict,
     *,
@@ -114,7 +99,8 @@ def run_measured(
     deadline_s: float = 60.0,
     extra_args: tuple[str, ...] = (),
 ) -> Measured:
-    """Run the tap to its end (or until the watchdog kills it) and measure it."""
+    """Run the tap to its end (or until the watchdog kills it) and measure it, through
+    the harness's launcher (``harness/launch.py``: the tap's own peak RSS and time)."""
     base_env = {k: v for k, v in os.environ.items() if k not in _TRUST_VARIABLES}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -123,47 +109,50 @@ def run_measured(
         if catalog is not None:
             (tmp / "catalog.json").write_text(json.dumps(catalog))
             args += ["--catalog", str(tmp / "catalog.json")]
-        out_path, err_path, result = tmp / "stdout", tmp / "stderr", tmp / "result.json"
-        with out_path.open("wb") as out, err_path.open("wb") as err:
+        out_path, err_path = tmp / "stdout", tmp / "stderr"
+        report_read, report_write = os.pipe()
+        out, err = out_path.open("wb"), err_path.open("wb")
+        with out, err, os.fdopen(report_read) as report:
             started = time.monotonic()
-            launcher = subprocess.Popen(
-                [sys.executable, "-c", _LAUNCHER, str(result), *args],
-                stdout=out,
-                stderr=err,
-                env={**base_env, **(env or {})},
-            )
-            killed: str | None = None
-            tap_pid: int | None = None
-            while launcher.poll() is None:
-                elapsed = time.monotonic() - started
-                if tap_pid is None:
-                    with contextlib.suppress(OSError, ValueError):
-                        tap_pid = int(Path(f"{result}.pid").read_text())
-                rss = _rss_mib(tap_pid) if tap_pid else 0.0
-                if killed is None and elapsed > deadline_s:
-                    killed = f"deadline: still running after {deadline_s:.0f} s"
-                elif killed is None and rss > RSS_CEILING_MIB:
-                    killed = f"memory: resident {rss:.0f} MiB after {elapsed:.1f} s"
-                if killed is not None:
-                    with contextlib.suppress(OSError):
-                        os.kill(tap_pid or launcher.pid, signal.SIGKILL)
-                    launcher.wait(timeout=30)
-                    break
-                time.sleep(0.05)
+            try:
+                launcher = subprocess.Popen(
+                    [sys.executable, "-I", "-S", str(LAUNCHER), str(report_write), *args],
+                    stdout=out,
+                    stderr=err,
+                    env={**base_env, **(env or {})},
+                    pass_fds=(report_write,),
+                )
+            finally:
+                os.close(report_write)
+            tap_pid = int(report.readline() or 0)
+            killed = _watch(launcher, tap_pid, started, deadline_s)
+            figures = report.readline().split()  # "<maxrss KiB> <seconds>", if it ended
             wall = time.monotonic() - started
         stdout = out_path.read_text(errors="replace")
         stderr = err_path.read_text(errors="replace")
-        outcome = json.loads(result.read_text()) if result.exists() else None
-    if outcome is None:  # the launcher itself failed (or was killed before spawning)
-        return Measured(launcher.returncode or -1, stdout, stderr, wall, 0.0, killed)
-    return Measured(
-        os.waitstatus_to_exitcode(outcome["status"]),
-        stdout,
-        stderr,
-        wall,
-        outcome["maxrss_kib"] / 1024,
-        killed,
-    )
+    peak = int(figures[0]) / 1024 if figures else 0.0
+    return Measured(launcher.returncode, stdout, stderr, wall, peak, killed)
+
+
+def _watch(
+    launcher: subprocess.Popen, tap_pid: int, started: float, deadline_s: float
+) -> str | None:
+    """Wait for the run; kill the tap past ``deadline_s`` or ``RSS_CEILING_MIB`` (why)."""
+    while launcher.poll() is None:
+        elapsed = time.monotonic() - started
+        rss = _rss_mib(tap_pid) if tap_pid else 0.0
+        killed = None
+        if elapsed > deadline_s:
+            killed = f"deadline: still running after {deadline_s:.0f} s"
+        elif rss > RSS_CEILING_MIB:
+            killed = f"memory: resident {rss:.0f} MiB after {elapsed:.1f} s"
+        if killed is not None:
+            with contextlib.suppress(OSError):
+                os.kill(tap_pid or launcher.pid, signal.SIGKILL)
+            launcher.wait(timeout=30)
+            return killed
+        time.sleep(0.05)
+    return None
 
 
 # ------------------------------------------------------------------ configs
@@ -217,7 +206,7 @@ def tap_config(
 
 @cache
 def _discovered(provider: str) -> str:
-    from tests.hostile.servers import TARGETS  # noqa: PLC0415
+    from harness.hostile.servers import TARGETS  # noqa: PLC0415
 
     target = next(t for t in TARGETS.values() if t.provider == provider)
     config = tap_config(target, "http://127.0.0.1:9", ws_url="ws://127.0.0.1:9")

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.hostile.runner import Measured, catalog_for, run_measured, secret_forms, tap_config
-from tests.hostile.servers import (
+from harness.hostile.runner import Measured, catalog_for, run_measured, secret_forms, tap_config
+from harness.hostile.servers import (
     CONPEEK_RECORD,
     ECSS_ATTRIBUTES,
     OP_BINARY,
@@ -747,7 +747,7 @@ def assert_case(case: HostileCase, target: Target, tmp: Path) -> None:
 
 
 def table() -> str:
-    """The cases as a plain table (``python -m tests.hostile.cases``)."""
+    """The cases as a plain table (``python -m harness.hostile.cases``)."""
     rows = [f"{'case':32} {'group':9} {'outcome':7} {'time':>5} {'rss':>5}  streams"]
     for case in [*CASES, CONTROL]:
         rows.append(
