@@ -6,6 +6,7 @@ Usage (from the repository root, in the project's virtualenv)::
     python scripts/fault_matrix.py --json matrix.json   # also every cell's details
     python scripts/fault_matrix.py --rows thulium_connections --columns 503,drop
     python scripts/fault_matrix.py --workers 3          # cells run in parallel
+    python scripts/fault_matrix.py --hostile            # the hostile-server table
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if str(ROOT) not in sys.path:  # run as ``python scripts/fault_matrix.py``
     sys.path.insert(0, str(ROOT))
 
 from harness.fault_matrix import COLUMNS, ROWS, Cell, run_matrix  # noqa: E402
+from harness.hostile import cases as hostile  # noqa: E402
 
 DESCRIPTION = "Reliability fault matrix: every stream of tap-callcenter against every fault."
 
@@ -43,7 +45,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="cells run in parallel (each on its own emulator)",
     )
     parser.add_argument("--quiet", action="store_true", help="no per-cell progress on stderr")
+    parser.add_argument(
+        "--hostile",
+        action="store_true",
+        help="instead: the hostile-server table (harness/hostile: redirects, slow-loris, "
+        "endless bodies, bombs, TLS, parsers), each cell's time and peak RSS measured",
+    )
     args = parser.parse_args(argv)
+    if args.hostile:
+        return hostile_table(args.json)
 
     def progress(cell: Cell) -> None:
         if not args.quiet:
@@ -66,6 +76,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(matrix.to_json(), indent=2, default=str))
     return 1 if problems else 0
+
+
+def hostile_table(json_path: str | None) -> int:
+    """Run every hostile case on every stream it applies to; print the table."""
+    results = hostile.run_table()
+    print(hostile.markdown(results))
+    failed = [cell for cell in results if cell.problems]
+    print(f"\n{len(results)} cells; problems: {len(failed)}")
+    for cell in failed:
+        print(f"- {cell.case.name} on {cell.target.key}: {'; '.join(cell.problems)}")
+    if json_path:
+        figures = [
+            {
+                "case": cell.case.name,
+                "stream": cell.target.key,
+                "exit": cell.run.returncode,
+                "seconds": round(cell.run.wall_s, 2),
+                "peak_rss_mib": round(cell.run.peak_rss_mib, 1),
+                "last_line": cell.run.last_line,
+                "problems": cell.problems,
+            }
+            for cell in results
+        ]
+        Path(json_path).write_text(json.dumps(figures, indent=2))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -574,14 +574,84 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    if False:",
         ("tests/test_transport_settings.py",),
     ),
+    Mutation(
+        "size-cap",
+        "An answer over max_response_mib is refused, not read into memory",
+        "tap_callcenter/bounded.py",
+        "        if size > max_bytes:\n",
+        "        if False:\n",
+        (
+            "tests/hostile/test_size.py::test_size[endless-body-thulium]",
+            "tests/hostile/test_size.py::test_size[gzip-bomb-conpeek]",
+        ),
+    ),
+    Mutation(
+        "ws-frame-cap",
+        "A websocket frame over the cap is refused by its header",
+        "tap_callcenter/bounded.py",
+        "        if self.message_bytes > self.max_bytes:\n",
+        "        if False:\n",
+        ("tests/hostile/test_size.py::test_size[ws-huge-frame-ecss_ws]",),
+    ),
+    Mutation(
+        "redirect-refusal",
+        "A redirect to another origin is refused before anything is sent there",
+        "tap_callcenter/bounded.py",
+        '        if origin(absolute) != origin(resp.url or ""):\n',
+        "        if False:\n",
+        (
+            "tests/hostile/test_redirect.py::test_redirect[redirect-other-port-307-thulium]",
+            "tests/hostile/test_redirect.py::test_redirect[redirect-login-307-ecss_http]",
+        ),
+    ),
+    Mutation(
+        "ws-redirect-refusal",
+        "A websocket handshake is never redirected",
+        "tap_callcenter/bounded.py",
+        "connection.connect(url, cookie=cookie, redirect_limit=0, timeout=timeout)",
+        "connection.connect(url, cookie=cookie, redirect_limit=3, timeout=timeout)",
+        ("tests/hostile/test_redirect.py::test_redirect[redirect-other-port-302-ecss_ws]",),
+    ),
+    Mutation(
+        "attempt-deadline",
+        "Each attempt ends at request_timeout however slowly the bytes come",
+        "tap_callcenter/bounded.py",
+        "        self._timer = threading.Timer(seconds, self._expire)\n",
+        "        self._timer = threading.Timer(10**6, self._expire)\n",
+        (
+            "tests/hostile/test_deadline.py::test_deadline[slow-headers-thulium]",
+            "tests/hostile/test_deadline.py::test_deadline[ws-foreign-frames-ecss_ws]",
+        ),
+    ),
+    Mutation(
+        "same-page-guard",
+        "A server ignoring the offset ends paging with an error",
+        "tap_callcenter/pages.py",
+        "        if any(keys <= earlier for earlier in pages):\n",
+        "        if False:\n",
+        ("tests/hostile/test_paging.py::test_paging[offset-ignored-conpeek]",),
+    ),
+    Mutation(
+        "tls-not-retried",
+        "An untrusted certificate is a clear error, not retried",
+        "tap_callcenter/bounded.py",
+        "    seen: BaseException | None = exc\n",
+        "    seen: BaseException | None = None\n",
+        ("tests/hostile/test_tls.py::test_tls[tls-untrusted-thulium]",),
+    ),
+    Mutation(
+        "ca-bundle-from-environment",
+        "REQUESTS_CA_BUNDLE / SSL_CERT_FILE are honoured for prepared requests",
+        "tap_callcenter/bounded.py",
+        '        os.environ.get("SSL_CERT_FILE"),\n',
+        "",
+        ("tests/hostile/test_tls.py::test_tls[tls-ssl-cert-file-env-thulium]",),
+    ),
 )
 
 #: Promised behaviours whose rows are still to come (owner's work not landed yet):
 #: (behaviour, where the row will come from).
-PENDING: tuple[tuple[str, str], ...] = (
-    ("size cap: an oversized body is refused, not read into memory", "hostile"),
-    ("redirect refusal: a redirect, which could carry credentials away, is refused", "hostile"),
-)
+PENDING: tuple[tuple[str, str], ...] = ()
 
 
 # ---------------------------------------------------------------------------- runs

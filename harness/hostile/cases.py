@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -744,6 +745,55 @@ def run_case(case: HostileCase, target: Target, tmp: Path) -> tuple[Measured, li
 def assert_case(case: HostileCase, target: Target, tmp: Path) -> None:
     run, found = run_case(case, target, tmp)
     assert not found, f"{case.name} on {target.key}: " + "; ".join(found) + "\n" + run.summary()
+
+
+@dataclass
+class HostileCell:
+    """One case on one stream, run and judged: the figures the table shows."""
+
+    case: HostileCase
+    target: Target
+    run: Measured
+    problems: list[str]
+
+    def text(self) -> str:
+        """``refused, 0.4 s, 53 MiB`` (or what was wrong), for a markdown cell."""
+        verdict = "ok" if self.case.outcome == "ok" else "refused"
+        figures = f"{self.run.wall_s:.1f} s, {self.run.peak_rss_mib:.0f} MiB"
+        if self.problems:
+            return f"**FAILED** ({'; '.join(self.problems)})".replace("|", "/")
+        return f"{verdict}, {figures}"
+
+
+def run_table(group: str | None = None) -> list[HostileCell]:
+    """Every (case, stream) cell, run one after another (each its own server)."""
+    out = []
+    for case, target in cells(group):
+        with tempfile.TemporaryDirectory() as tmp:
+            run, found = run_case(case, target, Path(tmp))
+        out.append(HostileCell(case, target, run, found))
+    return out
+
+
+def markdown(results: list[HostileCell]) -> str:
+    """Cases as rows, streams as columns; each cell the outcome, time and peak RSS, and
+    the bound it was held to in the case's row."""
+    keys = list(TARGETS)
+    lines = [
+        "| case | bounds | " + " | ".join(TARGETS[key].label for key in keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    by_case: dict[str, dict[str, HostileCell]] = {}
+    for cell in results:
+        by_case.setdefault(cell.case.name, {})[cell.target.key] = cell
+    for case in [*CASES, CONTROL]:
+        row = by_case.get(case.name)
+        if row is None:
+            continue
+        bounds = f"{case.time_bound_s:.0f} s, {case.rss_bound_mib:.0f} MiB"
+        texts = [row[key].text() if key in row else "n/a" for key in keys]
+        lines.append(f"| {case.name} | {bounds} | " + " | ".join(texts) + " |")
+    return "\n".join(lines)
 
 
 def table() -> str:

@@ -395,6 +395,13 @@ class Target:
     def websocket(self) -> bool:
         return self.key == "ecss_ws"
 
+    @property
+    def label(self) -> str:
+        """The stream as the fault matrix names its rows."""
+        return {"ecss_http": f"{self.stream} (HTTP)", "ecss_ws": f"{self.stream} (ws)"}.get(
+            self.key, self.stream
+        )
+
 
 TARGETS = {
     t.key: t
