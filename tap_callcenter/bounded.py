@@ -23,16 +23,19 @@ session and the websocket the tap uses come from here, and enforce:
 from __future__ import annotations
 
 import contextlib
+import heapq
 import os
 import socket
 import ssl
 import threading
+import time
 import typing as t
 from urllib.parse import urljoin, urlsplit
 
 import requests
 import websocket
 from requests.adapters import HTTPAdapter
+from requests.utils import resolve_proxies
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from websocket._abnf import frame_buffer
@@ -86,24 +89,25 @@ _current = threading.local()
 
 class Deadline:
     """One attempt's end: the sockets it watches are shut down when it passes, so a
-    read blocked on a trickling server returns at once."""
+    read blocked on a trickling server returns at once (see :class:`_Watchdog`)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.expires = 0.0
         self.expired = False
+        self.done = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def __enter__(self) -> Deadline:
         self._outer = getattr(_current, "deadline", None)
         _current.deadline = self
-        self._timer.start()
+        self.expires = time.monotonic() + self.seconds
+        _WATCHDOG.add(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._timer.cancel()
+        self.done = True
         _current.deadline = self._outer
 
     def watch(self, sock: socket.socket | None) -> None:
@@ -116,12 +120,55 @@ class Deadline:
         if expired:
             _shut(sock)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The deadline passed: shut every watched socket (unless the attempt ended)."""
         with self._lock:
+            if self.done:
+                return
             self.expired = True
             sockets = list(self._sockets)
         for sock in sockets:
             _shut(sock)
+
+
+class _Watchdog:
+    """One thread for every deadline of the process (a timer thread per request cost
+    more than the request's own work at zero latency). Deadlines wait in a heap; an
+    ended attempt's entry is dropped when its time comes."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Deadline]] = []
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._count = 0
+
+    def add(self, deadline: Deadline) -> None:
+        with self._condition:
+            self._count += 1
+            earliest = self._heap[0][0] if self._heap else None
+            heapq.heappush(self._heap, (deadline.expires, self._count, deadline))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
+                self._thread.start()
+            elif earliest is None or deadline.expires < earliest:
+                self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            due: list[Deadline] = []
+            with self._condition:
+                while not self._heap:
+                    self._condition.wait()
+                now = time.monotonic()
+                while self._heap and (self._heap[0][0] <= now or self._heap[0][2].done):
+                    due.append(heapq.heappop(self._heap)[2])
+                if not due:
+                    self._condition.wait(self._heap[0][0] - now)
+            for deadline in due:
+                deadline.expire()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _shut(sock: socket.socket) -> None:
@@ -228,7 +275,9 @@ def send(
     ``max_bytes`` decoded, or a failure saying which bound was hit."""
     with Deadline(timeout) as deadline:
         try:
-            response = session.send(request, timeout=timeout, stream=True)
+            response = session.send(
+                request, timeout=timeout, stream=True, proxies=proxies_for(session, request)
+            )
             read_body(response, max_bytes)
         except requests.RequestException as exc:
             if deadline.expired:
@@ -239,6 +288,16 @@ def send(
                 raise _late(timeout) from None
             raise requests.ConnectionError(str(exc)) from None
     return response
+
+
+def proxies_for(session: requests.Session, request: requests.PreparedRequest) -> dict:
+    """The proxies for ``request``'s origin (``HTTPS_PROXY``, ``NO_PROXY``…), worked
+    out once per origin: requests reads the environment again for every request."""
+    cache: dict[str, dict] = session.__dict__.setdefault("_proxies_by_origin", {})
+    key = origin(request.url or "")
+    if key not in cache:
+        cache[key] = resolve_proxies(request, dict(session.proxies), session.trust_env)
+    return cache[key]
 
 
 def _late(timeout: float) -> AttemptTimedOut:

@@ -16,6 +16,7 @@ import time
 import typing as t
 from functools import cached_property
 
+import msgspec
 import requests
 from singer_sdk import SchemaDirectory, StreamSchema
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
@@ -42,6 +43,7 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers.types import Context
 
+_JSON = msgspec.json.Decoder()
 #: Characters of a body quoted in an error message.
 _SNIPPET = 300
 
@@ -227,8 +229,9 @@ class CallcenterStream(RecordPages, RESTStream):
         attach_payload(response, payload)
 
     def decode_body(self, response: requests.Response) -> t.Any:
-        """Decode a 2xx body; raise ``ValueError`` when it is not what the API sends."""
-        payload = response.json()
+        """Decode a 2xx body; raise ``ValueError`` when it is not what the API sends
+        (msgspec: several times faster than ``response.json()``)."""
+        payload = _JSON.decode(response.content)
         if not isinstance(payload, dict):
             msg = f"expected a JSON object, got {type(payload).__name__}"
             raise ValueError(msg)

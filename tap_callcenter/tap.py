@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import io
 import json
 import logging
 import os
 import signal
 import sys
+import time
 import typing as t
 from types import FrameType
 
@@ -19,6 +22,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
+from singer_sdk.singerlib import SingerMessageType
 
 from tap_callcenter import concurrency, conpeek, ecss, thulium
 from tap_callcenter.errors import (
@@ -65,20 +69,64 @@ class TapTerminated(BaseException):
 
 
 class WholeMessageWriter(MsgSpecWriter):
-    """The SDK's msgspec writer that never leaves half a message on stdout: a stop
-    signal that arrives while a message is being written takes effect right after."""
+    """The SDK's msgspec writer, buffered by the tap, that never leaves half a message
+    on stdout.
+
+    Messages are kept in order in the tap's own buffer (stdout may be unbuffered:
+    ``PYTHONUNBUFFERED``) and written out at every STATE (so a target sees a STATE only
+    with every record before it), at least once a second while records flow, when the
+    buffer passes ``FLUSH_BYTES``, and at exit (also after an error or a stop signal).
+    The SDK's writer makes one system call per record. A stop signal that arrives while
+    a message is being written takes effect right after it."""
 
     writing = False
     pending_signal: int | None = None
+    #: Seconds a record may wait in the buffer while later ones are written.
+    FLUSH_EVERY = 1.0
+    #: Bytes held before they are written regardless.
+    FLUSH_BYTES = 256 * 1024
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = bytearray()
+        self._flushed_at = time.monotonic()
+        _writers.append(self)
 
     def write_message(self, message: t.Any) -> None:
         self.writing = True
         try:
-            super().write_message(message)
+            self._pending += self.format_message(message)
+            now = time.monotonic()
+            if (
+                message.type == SingerMessageType.STATE
+                or now - self._flushed_at > self.FLUSH_EVERY
+                or len(self._pending) > self.FLUSH_BYTES
+            ):
+                self.flush()
+                self._flushed_at = now
         finally:
             self.writing = False
         if self.pending_signal is not None:
             raise TapTerminated(self.pending_signal)
+
+    def flush(self) -> None:
+        """Write out every buffered message, whole, in order."""
+        if self._pending:
+            sys.stdout.buffer.write(self._pending)
+            self._pending.clear()
+        sys.stdout.flush()
+
+
+#: Writers whose buffers are written out at exit, however the process ends.
+_writers: list[WholeMessageWriter] = []
+
+
+@atexit.register
+def flush_output() -> None:
+    """Write out what every writer still holds (records after the last STATE)."""
+    for writer in _writers:
+        with contextlib.suppress(OSError, ValueError):
+            writer.flush()
 
 
 class TapCallcenter(Tap):
@@ -232,7 +280,7 @@ def main() -> None:
         logger.error("%s", exc)
         sys.exit(1)
     except TapTerminated as exc:
-        sys.stdout.flush()
+        flush_output()
         name = signal.Signals(exc.signum).name
         logger.error(
             "stopped by %s; the last STATE written is safe to resume from", name

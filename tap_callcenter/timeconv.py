@@ -88,6 +88,12 @@ class LocalClock:
         """
         if not text:
             return None
+        if len(text) == 19 and text[16] == ":" and "00" <= text[17:] <= "59":
+            # ``… HH:MM:SS``: offsets are whole minutes, so the minute's conversion
+            # (cached: minutes repeat, seconds rarely do) carries its seconds along
+            minute = self._cached_iso(text[:17] + "00")
+            if minute[17:19] == "00" and text[17:].isdigit():
+                return minute[:17] + text[17:] + minute[19:]
         return self._cached_iso(text)
 
     def _wall_text_to_iso(self, text: str) -> str:
