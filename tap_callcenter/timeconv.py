@@ -15,6 +15,7 @@ string because call records repeat their minute (and often second) many times.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -55,8 +56,22 @@ def parse_utc(value: str) -> dt.datetime:
     return result.replace(tzinfo=UTC) if result.tzinfo is None else result.astimezone(UTC)
 
 
+#: The providers' usual shapes (``2024-05-06 10:12[:33]``, ECSS with slashes), read
+#: without ``strptime`` (five times slower); anything else takes the formats below.
+_WALL_TEXT = re.compile(r"(\d{4})([-/])(\d\d)\2(\d\d) (\d\d):(\d\d)(?::(\d\d))?")
+
+
 def parse_wall(value: str) -> dt.datetime:
     """Parse a provider's wall-clock string into a naive datetime."""
+    match = _WALL_TEXT.fullmatch(value)
+    if match:
+        year, _, month, day, hour, minute, second = match.groups()
+        try:
+            return dt.datetime(
+                int(year), int(month), int(day), int(hour), int(minute), int(second or 0)
+            )
+        except ValueError:
+            pass  # the formats below say what is wrong in the same words as before
     for fmt in _LOCAL_FORMATS:
         try:
             return dt.datetime.strptime(value, fmt)
