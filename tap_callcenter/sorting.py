@@ -14,6 +14,7 @@ import threading
 import typing as t
 from dataclasses import dataclass, field
 
+from tap_callcenter.keyset import KeySet
 from tap_callcenter.timeconv import format_utc
 
 if t.TYPE_CHECKING:
@@ -74,9 +75,9 @@ class WindowSorter:
         lower, upper = format_utc(window.start), format_utc(window.end)
         run_lower, run_upper = format_utc(scope.run.start), format_utc(scope.run.end)
         key_fields = tuple(self.key_fields)
-        seen: set[Key] = set()  # emitted from this window
-        others: set[Key] = set()  # received, emitted elsewhere
-        no_key = no_field = duplicates = outside_run = neighbours = 0
+        seen = KeySet()  # emitted from this window
+        others = KeySet()  # received, emitted elsewhere (not also in ``seen``)
+        no_key = no_field = duplicates = outside_run = neighbours = both = 0
         for record in records:
             key = tuple(record.get(name) for name in key_fields)
             if None in key or "" in key:  # per record: no generator on the hot path
@@ -85,13 +86,15 @@ class WindowSorter:
             value = record.get(scope.field)
             if value is None:
                 if key in self.emitted_without_field:
-                    others.add(key)
+                    if key not in seen:
+                        others.add(key)
                     duplicates += 1
                     continue
                 self.emitted_without_field.add(key)
                 no_field += 1
             elif not lower <= value < upper:  # canonical UTC ISO strings sort as instants
-                others.add(key)
+                if key not in seen:
+                    others.add(key)
                 if run_lower <= value < run_upper:
                     neighbours += 1
                 else:
@@ -103,11 +106,15 @@ class WindowSorter:
             if scope.keep is not None and not scope.keep(record):
                 continue
             seen.add(key)
+            both += key in others
             if scope.reread_before is not None and value is not None:
                 report.reread += value < scope.reread_before
             yield record
+        emitted, received = len(seen), len(seen) + len(others) - both
+        seen.close()
+        others.close()
         tally = WindowTally(
-            len(seen), len(seen | others), duplicates, neighbours, outside_run, no_key, no_field
+            emitted, received, duplicates, neighbours, outside_run, no_key, no_field
         )
         self.window_done(scope, tally)
 
