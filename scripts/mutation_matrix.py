@@ -616,8 +616,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "attempt-deadline",
         "Each attempt ends at request_timeout however slowly the bytes come",
         "tap_callcenter/bounded.py",
-        "        self._timer = threading.Timer(seconds, self._expire)\n",
-        "        self._timer = threading.Timer(10**6, self._expire)\n",
+        "        self.expires = time.monotonic() + self.seconds\n",
+        "        self.expires = time.monotonic() + 10**6\n",
         (
             "tests/hostile/test_deadline.py::test_deadline[slow-headers-thulium]",
             "tests/hostile/test_deadline.py::test_deadline[ws-foreign-frames-ecss_ws]",
@@ -646,6 +646,31 @@ MUTATIONS: tuple[Mutation, ...] = (
         '        os.environ.get("SSL_CERT_FILE"),\n',
         "",
         ("tests/hostile/test_tls.py::test_tls[tls-ssl-cert-file-env-thulium]",),
+    ),
+    # -- Performance keeps the promises
+    Mutation(
+        "state-flushed",
+        "Buffered output is written at every STATE (a target sees it with its records)",
+        "tap_callcenter/tap.py",
+        "                message.type == SingerMessageType.STATE\n                or now",
+        "                now",
+        ("tests/test_output_flush.py",),
+    ),
+    Mutation(
+        "keys-spill",
+        "A window's keys move to disk past the threshold (memory bounded per window)",
+        "tap_callcenter/keyset.py",
+        "                if self._size > self.spill_after:\n",
+        "                if False:\n",
+        ("tests/test_keyset.py",),
+    ),
+    Mutation(
+        "seconds-of-the-minute",
+        "Wall-clock seconds keep their value through the per-minute conversion",
+        "tap_callcenter/timeconv.py",
+        "                return minute[:17] + text[17:] + minute[19:]\n",
+        "                return minute\n",
+        ("tests/test_timeconv.py", "tests/test_core.py"),
     ),
 )
 
