@@ -487,8 +487,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "sigterm-quick",
         "SIGTERM does not wait for requests to a hanging server",
         "tap_callcenter/concurrency.py",
-        "        executor.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)\n\n\ndef _put",  # noqa: E501
-        "        executor.shutdown(wait=True, cancel_futures=True)\n\n\ndef _put",
+        "        executor.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)\n\n\ndef _pump",  # noqa: E501
+        "        executor.shutdown(wait=True, cancel_futures=True)\n\n\ndef _pump",
         (
             "tests/test_lifecycle.py::test_sigterm_stops_quickly_with_143_and_a_state_safe_to_resume",
         ),

@@ -70,48 +70,15 @@ def prefetch_in_order(
         return
     stop = threading.Event()
     queues: dict[int, queue.Queue[t.Any]] = {}
-
-    def pump(index: int) -> None:
-        channel = queues[index]
-        records: Iterator[R] | None = None
-        try:
-            records = iter(fetch(items[index]))
-            chunk: list[R] = []
-            for record in records:
-                chunk.append(record)
-                if len(chunk) >= CHUNK:
-                    if not _put(channel, chunk, stop):
-                        return
-                    chunk = []
-            if chunk and not _put(channel, chunk, stop):
-                return
-            _put(channel, _DONE, stop)
-        except BaseException as error:  # handed to the consumer, raised there
-            _put(channel, _Failure(error), stop)
-        finally:
-            close = getattr(records, "close", None)
-            if close is not None:  # finish the fetch now (its logs), not at exit
-                close()
-
-    def drain(index: int) -> Iterator[R]:
-        channel = queues[index]
-        while True:
-            item = channel.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield from item
-
     executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="window")
     try:
         submitted = 0
         for index in range(len(items)):
             while submitted < len(items) and submitted <= index + workers - 1:
                 queues[submitted] = queue.Queue(maxsize=QUEUE_CHUNKS)
-                executor.submit(pump, submitted)
+                executor.submit(_pump, fetch, items[submitted], queues[submitted], stop)
                 submitted += 1
-            yield items[index], drain(index)
+            yield items[index], _drain(queues[index])
             queues.pop(index, None)
     finally:
         stop.set()
@@ -119,6 +86,46 @@ def prefetch_in_order(
             while not channel.empty():
                 channel.get_nowait()
         executor.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)
+
+
+def _pump(
+    fetch: Callable[[T], Iterable[R]],
+    item: T,
+    channel: queue.Queue[t.Any],
+    stop: threading.Event,
+) -> None:
+    """A worker: ``fetch(item)``'s records into ``channel`` in chunks, then the end (or
+    the failure, raised in the consumer)."""
+    records: Iterator[R] | None = None
+    try:
+        records = iter(fetch(item))
+        chunk: list[R] = []
+        for record in records:
+            chunk.append(record)
+            if len(chunk) >= CHUNK:
+                if not _put(channel, chunk, stop):
+                    return
+                chunk = []
+        if chunk and not _put(channel, chunk, stop):
+            return
+        _put(channel, _DONE, stop)
+    except BaseException as error:  # handed to the consumer, raised there
+        _put(channel, _Failure(error), stop)
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:  # finish the fetch now (its logs), not at exit
+            close()
+
+
+def _drain(channel: queue.Queue[t.Any]) -> Iterator[R]:
+    """The consumer's side: one window's records, as the worker put them."""
+    while True:
+        item = channel.get()
+        if item is _DONE:
+            return
+        if isinstance(item, _Failure):
+            raise item.error
+        yield from item
 
 
 def _put(channel: queue.Queue[t.Any], item: t.Any, stop: threading.Event) -> bool:

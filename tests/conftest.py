@@ -23,6 +23,25 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "mutation: runs the mutation matrix (minutes); deselect with -m 'not mutation'",
     )
+    config.addinivalue_line(
+        "markers",
+        "emulator(**settings): the settings of the `emulator` fixture (Emulator's arguments)",
+    )
+
+
+@pytest.fixture
+def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """A fresh, started emulator per test (tests mutate data and faults), built from
+    the closest ``@pytest.mark.emulator(...)`` (module or test), else the default:
+    Thulium with 6,000 connections."""
+    marker = request.node.get_closest_marker("emulator")
+    settings = marker.kwargs if marker else {"thulium": ThuliumConfig(connections=6000)}
+    emu = Emulator(**{"seed": 7, "port": 0, **settings})
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
 
 
 def thulium_config(emu: Emulator, start: str, end: str, **overrides: object) -> dict:
@@ -37,14 +56,9 @@ def expected_keys(emu: Emulator, stream: str, start: str, end: str, field: str) 
 
 
 @pytest.fixture
-def thulium_emulator() -> Iterator[Emulator]:
-    """A fresh emulator per test: tests mutate data and faults."""
-    emu = Emulator(seed=7, port=0, thulium=ThuliumConfig(connections=6000))
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
+def thulium_emulator(emulator: Emulator) -> Emulator:
+    """The default emulator (Thulium, 6,000 connections), by its older name."""
+    return emulator
 
 
 def assert_stream_matches(run, stream: str, expected: dict, key_fields: tuple[str, ...]) -> None:

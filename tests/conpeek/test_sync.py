@@ -8,6 +8,8 @@ from emulator import ConpeekConfig, Emulator
 from harness import expected_in_range, run_tap, tap_config
 from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches
 
+pytestmark = pytest.mark.emulator(seed=11, conpeek=ConpeekConfig(dialogs=4000, summaries=1200))
+
 DIALOGS = ("conpeek_cdr_dialog", "cdr_dialog", "start_time", ("dialog_uuid",))
 SUMMARIES = (
     "conpeek_voice_campaign_request_summary",
@@ -18,13 +20,9 @@ SUMMARIES = (
 
 
 @pytest.fixture
-def emu():
-    emulator = Emulator(seed=11, port=0, conpeek=ConpeekConfig(dialogs=4000, summaries=1200))
-    emulator.start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
+def emu(emulator: Emulator) -> Emulator:
+    """This module's emulator (``pytestmark``)."""
+    return emulator
 
 
 def conpeek_config(emu, start: str, end: str, **overrides) -> dict:

@@ -15,6 +15,8 @@ from emulator import EcssConfig, Emulator
 from harness import expected_in_range, run_tap, run_tap_until_killed, tap_config, utc
 from tests.conftest import AUTUMN, FAST_HTTP, SPRING, assert_stream_matches
 
+pytestmark = pytest.mark.emulator(seed=5, ecss=EcssConfig(calls=3000))
+
 STREAM = "ecss_operator_call_history"
 KEY = ("call_ref",)
 TRANSPORTS = ["http", "websocket"]
@@ -23,13 +25,9 @@ AUTUMN_SPLIT = ("2024-10-26T01:30:00+00:00", "2024-10-28T01:30:00+00:00")
 
 
 @pytest.fixture
-def emu():
-    emulator = Emulator(seed=5, port=0, ecss=EcssConfig(calls=3000))
-    emulator.start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
+def emu(emulator: Emulator) -> Emulator:
+    """This module's emulator (``pytestmark``)."""
+    return emulator
 
 
 def ecss_config(emu, start: str, end: str, transport: str = "http", **overrides) -> dict:
