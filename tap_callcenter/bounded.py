@@ -107,7 +107,9 @@ class Deadline:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.done = True
+        with self._lock:
+            self.done = True
+            self._sockets.clear()  # the watchdog's heap holds this entry a while longer
         _current.deadline = self._outer
 
     def watch(self, sock: socket.socket | None) -> None:

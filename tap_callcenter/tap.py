@@ -111,9 +111,12 @@ class WholeMessageWriter(MsgSpecWriter):
 
     def flush(self) -> None:
         """Write out every buffered message, whole, in order."""
-        if self._pending:
-            sys.stdout.buffer.write(self._pending)
-            self._pending.clear()
+        out, pending = sys.stdout.buffer, memoryview(self._pending)
+        while pending:  # an unbuffered stdout may take part of it (a signal mid-write)
+            written = out.write(pending)
+            pending = pending[written if written is not None else 0 :]
+        pending.release()
+        self._pending.clear()
         sys.stdout.flush()
 
 
