@@ -657,6 +657,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_output_flush.py",),
     ),
     Mutation(
+        "whole-writes",
+        "Buffered output is written whole when stdout takes part of a write",
+        "tap_callcenter/tap.py",
+        "            pending = pending[written if written is not None else 0 :]\n",
+        "            pending = pending[len(pending) :]\n",
+        ("tests/test_output_flush.py",),
+    ),
+    Mutation(
         "keys-spill",
         "A window's keys move to disk past the threshold (memory bounded per window)",
         "tap_callcenter/keyset.py",

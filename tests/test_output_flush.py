@@ -11,8 +11,11 @@ import threading
 import time
 from pathlib import Path
 
+from singer_sdk.singerlib import RecordMessage, StateMessage
+
 from harness.loopback import Answer, Seen, http_server
 from harness.tap import TAP_COMMAND
+from tap_callcenter.tap import WholeMessageWriter
 
 #: The first window's calls (Thulium's wall clock: Europe/Warsaw, UTC+1 in January).
 FIRST_WINDOW = [
@@ -76,3 +79,33 @@ def test_a_state_reaches_the_target_before_the_tap_waits_on_the_next_window() ->
     assert still_running
     records = [m["record"] for m in seen if m["type"] == "RECORD" and m["stream"] == "thulium_connections"]
     assert {r["connection_id"] for r in records} == {r["connection_id"] for r in FIRST_WINDOW}
+
+
+class _SmallWrites:
+    """An unbuffered stdout that takes at most 7 bytes per write (as a raw pipe may
+    when a signal interrupts a large write)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.buffer = self
+
+    def write(self, chunk: bytes | memoryview) -> int:
+        taken = bytes(chunk[:7])
+        self.data += taken
+        return len(taken)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_write_that_takes_part_of_the_buffer_loses_nothing(monkeypatch) -> None:
+    out = _SmallWrites()
+    monkeypatch.setattr("sys.stdout", out)
+    writer = WholeMessageWriter()
+    records = [{"connection_id": f"c{i}", "note": "ż" * i} for i in range(50)]
+    for record in records:
+        writer.write_message(RecordMessage(stream="s", record=record))
+    writer.write_message(StateMessage(value={"bookmarks": {"s": {"n": 50}}}))
+    lines = [json.loads(line) for line in out.data.decode().splitlines()]
+    assert [m["record"] for m in lines[:-1]] == records
+    assert lines[-1]["value"] == {"bookmarks": {"s": {"n": 50}}}
