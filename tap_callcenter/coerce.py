@@ -257,14 +257,7 @@ class Conformer:
         if spec.nested is not None and isinstance(value, dict):
             raw.update(spec.nested.conform(value))
             return value
-        if type(value) in spec.fits:
-            return value
-        for convert in spec.converters:
-            try:
-                return convert(value)
-            except NoFit:
-                continue
-        raise NoFit(value)
+        return self._item(spec, value)  # never None here: ``conform`` skips nulls
 
     def _item(self, spec: _Field, value: t.Any) -> t.Any:
         if type(value) in spec.fits or (value is None and spec.nullable):
