@@ -99,15 +99,10 @@ def _pump(
     records: Iterator[R] | None = None
     try:
         records = iter(fetch(item))
-        chunk: list[R] = []
-        for record in records:
-            chunk.append(record)
-            if len(chunk) >= CHUNK:
-                if not _put(channel, chunk, stop):
-                    return
-                chunk = []
-        if chunk and not _put(channel, chunk, stop):
-            return
+        # chunks cut in C (islice), not an append and a length test per record
+        while chunk := list(itertools.islice(records, CHUNK)):
+            if not _put(channel, chunk, stop):
+                return
         _put(channel, _DONE, stop)
     except BaseException as error:  # handed to the consumer, raised there
         _put(channel, _Failure(error), stop)
