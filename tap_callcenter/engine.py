@@ -45,7 +45,7 @@ WINDOW_PARAMS = "window_params"
 class WindowedStream(BookmarkedStream):
     """Windowed incremental sync with resumable per-window bookmarks."""
 
-    #: False where requests must not overlap (ECSS: one session, a cursor per window).
+    #: False where requests must not overlap (a provider whose session cannot be shared).
     supports_concurrency: t.ClassVar[bool] = True
     #: True where the API writes and filters local wall-clock seconds (``clock``).
     stamps_wall_clock: t.ClassVar[bool] = False
