@@ -207,6 +207,18 @@ class Conformer:
             if name != RAW_VALUES
         ]
         self.prefix = prefix
+        #: The hot loop's view of the fields: (name, types that fit, "" means null
+        #: here, plan) — plain tuples, and a field with items or nested properties
+        #: always goes to the full path.
+        self._quick = tuple(
+            (
+                spec.name,
+                spec.fits if spec.items is None and spec.nested is None else frozenset(),
+                spec.empty_is_null and spec.nullable,
+                spec,
+            )
+            for spec in self.fields
+        )
         #: Values that did not fit, by (dotted) field name, and the first of each.
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, t.Any] = {}
@@ -228,16 +240,13 @@ class Conformer:
     def conform(self, record: dict[str, t.Any]) -> dict[str, t.Any]:
         """Fit ``record`` in place; return the values that did not fit, by field."""
         raw: dict[str, t.Any] = {}
-        for spec in self.fields:
-            name = spec.name
-            if name not in record:
+        get = record.get
+        for name, fits, empty_to_null, spec in self._quick:
+            value = get(name)
+            if value is None:  # absent or null: nothing to fit
                 continue
-            value = record[name]
-            if value is None:
-                continue
-            kind = type(value)
-            if kind in spec.fits and spec.items is None and spec.nested is None:
-                if value == "" and spec.empty_is_null and spec.nullable:
+            if type(value) in fits:  # the common case: one lookup
+                if empty_to_null and value == "":
                     record[name] = None
                 continue
             try:
@@ -296,13 +305,14 @@ class RecordShape:
     ) -> None:
         self.conformer = Conformer(schema, empty_as_null)
         self.to_utc = to_utc
+        properties = schema.get("properties") or {}
         self.steps = [
             (fields, convert)
             for fields, convert in (
-                (empty_as_null, optional_str),
+                (_undone(properties, empty_as_null, ("string",)), optional_str),
                 (times, to_utc),
-                (integers, optional_int),
-                (booleans, optional_bool),
+                (_undone(properties, integers, ("integer",)), optional_int),
+                (_undone(properties, booleans, ("boolean",)), optional_bool),
             )
             if fields
         ]
@@ -315,3 +325,18 @@ class RecordShape:
                 if name in record:
                     record[name] = convert(record[name])
         return self.conformer(record)
+
+
+def _undone(
+    properties: t.Mapping[str, t.Any], fields: tuple[str, ...], kinds: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The ``fields`` a coercion step must still touch: not those the schema declares
+    nullable and of one of ``kinds`` only, which the Conformer brings to the same value
+    anyway ("" -> null, "12" -> 12, "true" -> true); a step per record saved."""
+    undone = []
+    for name in fields:
+        declared = (properties.get(name) or {}).get("type") or []
+        declared = {declared} if isinstance(declared, str) else set(declared)
+        if not ("null" in declared and declared - {"null"} and declared - {"null"} <= set(kinds)):
+            undone.append(name)
+    return tuple(undone)
