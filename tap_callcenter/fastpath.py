@@ -15,10 +15,11 @@ from functools import cached_property
 
 from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
+from singer_sdk.mapper import SameRecordTransform
 from singer_sdk.singerlib import RecordMessage
 
 if t.TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Callable, Generator
 
     from singer_sdk.helpers.types import Context
 
@@ -52,6 +53,42 @@ class LeanRecordPath(Stream):
     @cached_property
     def _every_property_selected(self) -> bool:
         return all(self.mask.values())
+
+    @cached_property
+    def _write_plain_record(self) -> Callable[[str, dict[str, t.Any], int | None], None] | None:
+        """The writer's ``write_record`` when records go out exactly as they are: every
+        property selected, one stream map that is the identity, no flattening, a writer
+        that can encode a record without a message object (``WholeMessageWriter``)."""
+        maps = self.stream_maps
+        if not (
+            self._every_property_selected
+            and len(maps) == 1
+            and type(maps[0]) is SameRecordTransform
+            and not (maps[0].flattening_options and maps[0].flattening_enabled)
+        ):
+            return None
+        return getattr(self._tap.message_writer, "write_record", None)
+
+    def _write_record_message(self, record: dict[str, t.Any]) -> None:
+        """One RECORD: straight to the writer when nothing transforms it (no message
+        object, no generator per record), else the SDK's path."""
+        write = self._write_plain_record
+        if write is None:
+            super()._write_record_message(record)
+            return
+        write(self.stream_maps[0].stream_alias, record, self._stream_version)
+        self.state_manager.is_flushed = False
+
+    def _process_record(
+        self,
+        record: dict[str, t.Any],
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        """The SDK's per-record step adds partition keys and syncs child streams; these
+        streams have neither, so it is skipped (a generator and two calls per record)."""
+        if self.child_streams or partition_context:
+            super()._process_record(record, child_context, partition_context)
 
     def _generate_record_messages(
         self, record: dict[str, t.Any]

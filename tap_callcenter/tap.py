@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import datetime as dt
 import io
 import json
 import logging
@@ -18,7 +19,7 @@ from jsonschema import Draft7Validator
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 from singer_sdk.configuration._dict_config import parse_environment_config
-from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.contrib.msgspec import MsgSpecWriter, serialize_jsonl
 from singer_sdk.exceptions import ConfigValidationError
 from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
@@ -90,15 +91,33 @@ class WholeMessageWriter(MsgSpecWriter):
         super().__init__()
         self._pending = bytearray()
         self._flushed_at = time.monotonic()
+        self._extracted_second = -1.0
+        self._extracted_at = dt.datetime.now(dt.timezone.utc)
         _writers.append(self)
 
     def write_message(self, message: t.Any) -> None:
+        self._append(self.format_message(message), message.type == SingerMessageType.STATE)
+
+    def write_record(self, stream: str, record: dict[str, t.Any], version: int | None) -> None:
+        """One RECORD as the SDK writes it (same keys, same order), without a message
+        object per record; ``time_extracted`` is read once a second."""
+        now = time.time()
+        if now - self._extracted_second >= 1.0:
+            self._extracted_second = now // 1
+            self._extracted_at = dt.datetime.fromtimestamp(self._extracted_second, dt.timezone.utc)
+        message: dict[str, t.Any] = {"type": "RECORD", "stream": stream, "record": record}
+        if version is not None:
+            message["version"] = version
+        message["time_extracted"] = self._extracted_at
+        self._append(serialize_jsonl(message), False)
+
+    def _append(self, line: bytes | bytearray, is_state: bool) -> None:
         self.writing = True
         try:
-            self._pending += self.format_message(message)
+            self._pending += line
             now = time.monotonic()
             if (
-                message.type == SingerMessageType.STATE
+                is_state
                 or now - self._flushed_at > self.FLUSH_EVERY
                 or len(self._pending) > self.FLUSH_BYTES
             ):
