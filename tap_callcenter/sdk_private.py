@@ -52,6 +52,15 @@ PRIVATE_SDK_NAMES: dict[str, str] = {
         "is deselected (a quarter of the CPU time per record); otherwise the SDK's path."
     ),
     "Stream._stream_version": "the RECORD version the SDK would write, for that fast path.",
+    "Stream._write_record_message": (
+        "overridden: a record that no stream map or deselection changes goes straight to "
+        "the buffered writer's write_record (no message object per record); otherwise the "
+        "SDK's path."
+    ),
+    "Stream._process_record": (
+        "overridden to do nothing unless the stream has child streams or a partition "
+        "context (it has neither: a generator and two calls per record saved)."
+    ),
     "_HTTPStream._request": (
         "replaced: each request is sent bounded in time, bytes and origin (bounded.py); a "
         "429 with Retry-After pauses every request of the stream, and the number of "
