@@ -69,6 +69,17 @@ PROVIDER = Provider(
             ),
         ),
         th.Property(
+            "sessions",
+            th.IntegerType(minimum=1, maximum=64),
+            default=1,
+            description=(
+                "Sessions logged in at once: with more than 1, up to that many windows "
+                "(at most max_concurrency) are read at the same time, each over its own "
+                "session and websocket. Only for servers that allow several sessions of "
+                "one client."
+            ),
+        ),
+        th.Property(
             "page_size",
             th.IntegerType(minimum=1, maximum=10000),
             default=100,

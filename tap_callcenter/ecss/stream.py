@@ -8,6 +8,7 @@ window exactly (``LocalClock.wall_range``). The first request has ``offset`` 0 a
 
 from __future__ import annotations
 
+import threading
 import typing as t
 from functools import cached_property
 
@@ -51,8 +52,14 @@ class OperatorCallHistoryStream(CallcenterStream):
     empty_as_null_fields = OPTIONAL_ATTRIBUTES
     time_fields = TIME_ATTRIBUTES
     integer_fields = DURATION_ATTRIBUTES
-    #: One login session and one websocket, and the tag is a per-window cursor.
-    supports_concurrency = False
+    #: The tag is a per-window cursor, so windows overlap only with a session (and a
+    #: websocket) each: ``ecss.sessions`` of them, 1 unless the server allows more.
+    supports_concurrency = True
+
+    @property
+    def concurrency(self) -> int:
+        """Windows read at once: ``max_concurrency``, at most ``ecss.sessions``."""
+        return max(1, min(self.settings.max_concurrency, int(self.provider_config["sessions"])))
 
     @property
     def url_base(self) -> str:
@@ -65,12 +72,20 @@ class OperatorCallHistoryStream(CallcenterStream):
         """The server's wall clock (``ecss.timezone``, required)."""
         return LocalClock(str(self.provider_config["timezone"]))
 
-    @cached_property
+    @property
     def transport(self) -> EcssTransport:
-        """HTTP or websocket, as ``ecss.transport`` says."""
-        if self.provider_config["transport"] == "websocket":
-            return WebsocketTransport(self)
-        return HttpTransport(self)
+        """HTTP or websocket, as ``ecss.transport`` says; one per thread, each with its
+        own session (logged in on first use, renewed once when refused) and websocket.
+        Sequential runs have one thread, so one session, as before."""
+        local = self.__dict__.setdefault("_thread_transports", threading.local())
+        transport: EcssTransport | None = getattr(local, "transport", None)
+        if transport is None:
+            if self.provider_config["transport"] == "websocket":
+                transport = WebsocketTransport(self)
+            else:
+                transport = HttpTransport(self)
+            local.transport = transport
+        return transport
 
     def window_params(self, window: Window, field: str) -> dict[str, t.Any]:
         """First-page filters of a window: inclusive local bounds, offset 0, limit."""

@@ -140,6 +140,24 @@ def test_expired_sessions_are_renewed(emu, transport) -> None:
     assert len(refused) == 2
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_several_sessions_read_windows_at_once_and_lose_nothing(emu, transport) -> None:
+    """``ecss.sessions`` 3: windows overlap, each over its own login (and websocket);
+    every call once, and a session that expires is renewed by the worker holding it."""
+    start, end = SPRING
+    emu.faults.latency_ms = 10
+    config = ecss_config(emu, start, end, transport, window_days=0.25)
+    config["ecss"]["sessions"] = 3
+    logins_before = sum(1 for e in emu.requests_log if e["path"].endswith("/login"))
+    with sessions_expire_after(emu, (6,)) as fired:
+        run = run_tap(config)
+    assert fired == [6]
+    assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
+    logins = sum(1 for e in emu.requests_log if e["path"].endswith("/login")) - logins_before
+    assert 2 <= logins <= 3 + 3, logins  # a login per worker, again after the expiry
+    assert "session expired; logging in again" in run.stderr
+
+
 def test_a_session_refused_right_after_a_new_login_is_a_clear_error(emu) -> None:
     """Renewed once, not forever: every session dies at once, so the retry after the
     new login is refused again."""
