@@ -132,6 +132,7 @@ def every_setting_as_environment() -> tuple[dict[str, str], dict]:
         "ecss.transport": "websocket",
         "ecss.ws_url": "ws://127.0.0.1:9",
         "ecss.timezone": "Asia/Novosibirsk",
+        "ecss.sessions": "2",
         "ecss.page_size": "50",
         "stream_maps": '{"thulium_connections": {"src": "md5(src)"}}',
         "stream_map_config": '{"salt": "x"}',
