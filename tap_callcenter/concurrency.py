@@ -13,7 +13,10 @@ order, through bounded queues, so:
   the earlier windows were emitted and finalized; the remaining workers are stopped.
 
 :func:`map_in_order` runs independent calls (e.g. the pages of one Thulium window once
-its total is known) on a small pool and yields their results in submission order.
+its total is known) on a small pool and yields their results in submission order; the
+windows of one pass share one such pool (:func:`shared_pool`), so a pass runs
+``max_concurrency`` page threads, not that many per window: at zero latency the
+threads competing for the GIL, not the requests, were what concurrency cost.
 """
 
 from __future__ import annotations
@@ -134,26 +137,48 @@ def _put(channel: queue.Queue[t.Any], item: t.Any, stop: threading.Event) -> boo
     return False
 
 
-def map_in_order(fn: Callable[[T], R], args: Sequence[T], workers: int) -> Generator[R, None, None]:
+def map_in_order(
+    fn: Callable[[T], R],
+    args: Sequence[T],
+    workers: int,
+    executor: ThreadPoolExecutor | None = None,
+) -> Generator[R, None, None]:
     """``fn(arg)`` for each arg, up to ``workers`` at a time, results in order.
 
     At most ``workers`` results are computed ahead of the consumer, so memory stays
-    bounded however many calls there are.
+    bounded however many calls there are. With an ``executor`` (a pool shared by every
+    window of a stream) the calls run on its threads, first come first served, and it
+    is left running; closing the generator cancels the calls not yet started.
     """
     if workers <= 1 or len(args) <= 1:
         for arg in args:
             yield fn(arg)
         return
-    executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page")
+    own = executor is None
+    pool = executor or ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page")
     pending: collections.deque[Future[R]] = collections.deque()
     remaining = iter(args)
     try:
         for arg in itertools.islice(remaining, workers):
-            pending.append(executor.submit(fn, arg))
+            pending.append(pool.submit(fn, arg))
         while pending:
             result = pending.popleft().result()
             for arg in itertools.islice(remaining, 1):
-                pending.append(executor.submit(fn, arg))
+                pending.append(pool.submit(fn, arg))
             yield result
     finally:
-        executor.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)
+        for future in pending:
+            future.cancel()
+        if own:
+            pool.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)
+
+
+def shared_pool(workers: int, name: str) -> ThreadPoolExecutor:
+    """A pool for the calls of every window of a pass (see :func:`map_in_order`)."""
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+
+
+def shut_pool(pool: ThreadPoolExecutor) -> None:
+    """Stop a shared pool: queued calls cancelled; running ones awaited unless the
+    process is stopping (they may sit in a request to a server that hangs)."""
+    pool.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)

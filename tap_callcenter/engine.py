@@ -23,7 +23,7 @@ import typing as t
 from functools import cached_property
 
 from tap_callcenter.bookmarks import BookmarkedStream
-from tap_callcenter.concurrency import prefetch_in_order
+from tap_callcenter.concurrency import prefetch_in_order, shared_pool, shut_pool
 from tap_callcenter.report import CompletenessReport, Progress
 from tap_callcenter.sorting import WindowSorter
 from tap_callcenter.state import BOOKMARK, INSTANT_KEYS
@@ -32,6 +32,7 @@ from tap_callcenter.windows import Window, WindowScope, split_windows
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+    from concurrent.futures import ThreadPoolExecutor
 
     from singer_sdk.helpers.types import Context
 
@@ -115,16 +116,29 @@ class WindowedStream(BookmarkedStream):
         reread_before = format_utc(old) if old is not None and not self.full_table else None
         advance = self.bookmark_may_advance(run, old)
         progress = Progress(self.logger, self.name, len(windows))
+        if self.concurrency > 1:
+            _ = self.page_pool  # made here, not raced for by the window workers
         fetched = prefetch_in_order(
             windows, lambda window: self.fetch_window(window, str(field)), self.concurrency
         )
-        with contextlib.closing(fetched):  # on failure, stop the fetchers now
-            for window, records in fetched:
-                scope = WindowScope(window, run, str(field), reread_before, keep)
-                emitted = self.report.emitted
-                yield from self.sorter.records(scope, records)
-                self.advance_bookmark(window.end if advance else old, bookmark_key)
-                progress.window_done(self.report.emitted - emitted)
+        try:
+            with contextlib.closing(fetched):  # on failure, stop the fetchers now
+                for window, records in fetched:
+                    scope = WindowScope(window, run, str(field), reread_before, keep)
+                    emitted = self.report.emitted
+                    yield from self.sorter.records(scope, records)
+                    self.advance_bookmark(window.end if advance else old, bookmark_key)
+                    progress.window_done(self.report.emitted - emitted)
+        finally:
+            pool = self.__dict__.pop("page_pool", None)
+            if pool is not None:
+                shut_pool(pool)
+
+    @cached_property
+    def page_pool(self) -> ThreadPoolExecutor:
+        """``max_concurrency`` threads for the pages of every window of this pass
+        (providers that read a window's pages in parallel submit them here)."""
+        return shared_pool(max(1, self.concurrency), "page")
 
     # ----------------------------------------------------------------- one window
 

@@ -104,7 +104,9 @@ class ThuliumStream(CallcenterStream):
         if not step or step >= total:
             return
         planned = range(step, total, step)  # lazy: never a list sized by the count
-        pages = map_in_order(lambda at: self._fetch_page(context, at), planned, self.concurrency)
+        pages = map_in_order(
+            lambda at: self._fetch_page(context, at), planned, self.concurrency, self.page_pool
+        )
         with contextlib.closing(pages):
             for at, (page, page_total) in zip(planned, pages, strict=True):
                 if page_total != total or len(page) != min(step, total - at):
