@@ -68,6 +68,18 @@ PEER_DIST = "tap-rest-api-msdk"
 PEER_VERSION = "1.4.2"
 STREAM = "thulium_connections"
 CLIENTS = ("tap", "plain", "peer")
+PLAIN_PROVIDERS = BENCH_DIR / "plain_providers.py"
+#: provider -> the stream the tap syncs (and the plain client reads)
+STREAMS = {
+    "thulium": "thulium_connections",
+    "conpeek": "conpeek_cdr_dialog",
+    "ecss-http": "ecss_operator_call_history",
+    "ecss-ws": "ecss_operator_call_history",
+}
+PROVIDERS = tuple(STREAMS)
+#: The memory case: the same 30 days as 30 one-day windows (30k records) and as ONE
+#: window (1M records); the tap's peak RSS must not depend on the records per window.
+MEMORY_PERIOD = "2024-04-01T00:00:00+00:00/2024-05-01T00:00:00+00:00"
 #: One week, no DST change in Europe/Warsaw: the data set is the same for everyone.
 DEFAULT_PERIOD = "2024-05-06T00:00:00+00:00/2024-05-13T00:00:00+00:00"
 #: A Singer RECORD line, as written by singer-sdk (compact) or by the stdlib json.
@@ -338,8 +350,20 @@ class EmulatorProcess:
     """``python -m emulator`` as a child process, stopped with SIGTERM."""
 
     def __init__(
-        self, records: int, latency_ms: float, period: Period, seed: int, log: Path
+        self,
+        records: int,
+        latency_ms: float,
+        period: Period,
+        seed: int,
+        log: Path,
+        provider: str = "thulium",
     ) -> None:
+        # Only the measured provider gets data, so start-up and memory are its own.
+        counts = {
+            "thulium": records if provider == "thulium" else 0,
+            "conpeek": records if provider == "conpeek" else 0,
+            "ecss": records if provider.startswith("ecss") else 0,
+        }
         self.command = [
             str(PYTHON),
             "-m",
@@ -349,20 +373,23 @@ class EmulatorProcess:
             "--seed",
             str(seed),
             "--thulium-connections",
-            str(records),
+            str(counts["thulium"]),
             "--thulium-period",
             period.emulator_arg(),
             "--thulium-timezone",
             period.tz,
             "--latency-ms",
             f"{latency_ms:g}",
-            # Other providers: no data, so start-up and memory are Thulium's only.
             "--conpeek-dialogs",
-            "0",
+            str(counts["conpeek"]),
             "--conpeek-summaries",
             "0",
+            "--conpeek-period",
+            period.emulator_arg(),
             "--ecss-calls",
-            "0",
+            str(counts["ecss"]),
+            "--ecss-period",
+            period.emulator_arg(),
         ]
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
@@ -441,13 +468,21 @@ def parse_tap_setting(text: str) -> tuple[list[str], Any]:
 
 
 def tap_config(
-    described: dict[str, Any], period: Period, extra: Sequence[tuple[list[str], Any]]
+    info: dict[str, Any],
+    period: Period,
+    extra: Sequence[tuple[list[str], Any]],
+    provider: str = "thulium",
+    ecss_sessions: int = 1,
 ) -> dict[str, Any]:
-    """Only Thulium, from what the emulator process printed (its ``describe()``)."""
+    """One provider's config (``ecss-ws``: ECSS over its websocket) from what the
+    emulator process printed (its ``describe()``), plus ``--tap-setting`` values."""
     start, end = period.utc_bounds()
-    config = emulator_tap_config(
-        described, "thulium", start_date=start, end_date=end, thulium={"timezone": period.tz}
-    )
+    block: dict[str, Any] = {"thulium": {"timezone": period.tz}}.get(provider, {})
+    if provider.startswith("ecss"):
+        transport = "websocket" if provider == "ecss-ws" else "http"
+        block = {"transport": transport, "sessions": ecss_sessions}
+    name = provider.split("-", maxsplit=1)[0]
+    config = emulator_tap_config(info, name, start_date=start, end_date=end, **{name: block})
     for path, value in extra:
         node = config
         for key in path[:-1]:
@@ -456,9 +491,9 @@ def tap_config(
     return config
 
 
-def write_catalog(config: dict[str, Any], catalog_path: Path) -> None:
-    """The tap's discovered catalog with only ``STREAM`` selected."""
-    catalog = select_only(discover(config, timeout=300), STREAM)
+def write_catalog(config: dict[str, Any], catalog_path: Path, stream: str) -> None:
+    """The tap's discovered catalog with only ``stream`` selected."""
+    catalog = select_only(discover(config, timeout=300), stream)
     catalog_path.write_text(json.dumps(catalog), encoding="utf-8")
 
 
@@ -538,6 +573,10 @@ class Setting:
 
     latency_ms: float
     records: int
+    provider: str = "thulium"
+    #: the tap's window_days when the case sets it (the memory case), else its default
+    window_days: float | None = None
+    windows: int | None = None
     emulator_startup_s: float = 0.0
     runs: dict[str, list[RunResult]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -587,6 +626,9 @@ class Setting:
                 "runs": [run.as_json() for run in runs],
             }
         return {
+            "provider": self.provider,
+            "window_days": self.window_days,
+            "windows": self.windows,
             "latency_ms": self.latency_ms,
             "records": self.records,
             "emulator_startup_s": round(self.emulator_startup_s, 2),
@@ -608,6 +650,69 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def plain_command(provider: str, info: dict[str, Any], period: Period) -> list[str | Path]:
+    """The plain client's command line for ``provider`` over ``period``."""
+    if provider == "thulium":
+        thulium = info["thulium"]
+        date_from, date_to = period.local_minutes()
+        return [
+            PYTHON,
+            PLAIN_CLIENT,
+            "--api-url",
+            thulium["api_url"],
+            "--username",
+            thulium["username"],
+            "--password",
+            thulium["password"],
+            "--date-from",
+            date_from,
+            "--date-to",
+            date_to,
+            "--output",
+            os.devnull,
+        ]
+    if provider == "conpeek":
+        fmt = "%Y-%m-%d %H:%M:%S"
+        return [
+            PYTHON,
+            PLAIN_PROVIDERS,
+            "conpeek",
+            "--api-url",
+            info["conpeek"]["api_url"],
+            "--api-key",
+            info["conpeek"]["api_key"],
+            "--start",
+            period.start.strftime(fmt),
+            "--end",
+            period.end.strftime(fmt),
+        ]
+    ecss = info["ecss"]
+    zone = ZoneInfo(ecss["timezone"])
+    fmt = "%Y/%m/%d %H:%M:%S"
+    last = period.end - timedelta(seconds=1)  # both bounds inclusive, to the second
+    return [
+        PYTHON,
+        PLAIN_PROVIDERS,
+        provider,
+        "--api-url",
+        ecss["api_url"],
+        "--ws-url",
+        ecss["ws_url"],
+        "--domain",
+        ecss["domain"],
+        "--client-id",
+        ecss["client_id"],
+        "--api-key",
+        ecss["api_key"],
+        "--phone-number",
+        ecss["phone_number"],
+        "--start",
+        period.start.astimezone(zone).strftime(fmt),
+        "--end",
+        last.astimezone(zone).strftime(fmt),
+    ]
+
+
 def run_setting(
     latency_ms: float,
     records: int,
@@ -615,12 +720,20 @@ def run_setting(
     args: argparse.Namespace,
     peer_exe: Path | None,
     workdir: Path,
+    provider: str = "thulium",
+    period: Period | None = None,
+    window_days: float | None = None,
 ) -> Setting:
-    setting = Setting(latency_ms, records, runs={client: [] for client in clients})
-    tag = f"{latency_ms:g}ms-{records}"
-    print(f"\n== latency {latency_ms:g} ms, {records:,} records ==", flush=True)
+    period = period or args.period
+    clients = [c for c in clients if c != "peer" or provider == "thulium"]  # the peer: Thulium
+    setting = Setting(
+        latency_ms, records, provider, window_days, runs={client: [] for client in clients}
+    )
+    tag = f"{provider}-{latency_ms:g}ms-{records}-{window_days or 'default'}"
+    what = f", window_days {window_days:g}" if window_days else ""
+    print(f"\n== {provider}, latency {latency_ms:g} ms, {records:,} records{what} ==", flush=True)
     with EmulatorProcess(
-        records, latency_ms, args.period, args.seed, workdir / f"emulator-{tag}.log"
+        records, latency_ms, period, args.seed, workdir / f"emulator-{tag}.log", provider
     ) as emulator:
         setting.emulator_startup_s = emulator.startup_s
         print(f"   emulator ready in {emulator.startup_s:.1f} s", flush=True)
@@ -629,31 +742,20 @@ def run_setting(
         if "tap" in clients:
             config_path = workdir / f"tap-{tag}.json"
             catalog_path = workdir / f"catalog-{tag}.json"
-            config = tap_config(emulator.info, args.period, args.tap_setting)
+            extra = list(args.tap_setting)
+            if window_days:
+                extra.append((["window_days"], window_days))
+            config = tap_config(emulator.info, period, extra, provider, args.ecss_sessions)
             config_path.write_text(json.dumps(config), encoding="utf-8")
-            write_catalog(config, catalog_path)
+            write_catalog(config, catalog_path, STREAMS[provider])
             commands["tap"] = [TAP_EXE, "--config", config_path, "--catalog", catalog_path]
+            size = timedelta(days=float(config.get("window_days", 1)))
+            setting.windows = -(-(period.end - period.start) // size)
         if "plain" in clients:
-            date_from, date_to = args.period.local_minutes()
-            commands["plain"] = [
-                PYTHON,
-                PLAIN_CLIENT,
-                "--api-url",
-                thulium["api_url"],
-                "--username",
-                thulium["username"],
-                "--password",
-                thulium["password"],
-                "--date-from",
-                date_from,
-                "--date-to",
-                date_to,
-                "--output",
-                os.devnull,
-            ]
+            commands["plain"] = plain_command(provider, emulator.info, period)
         if "peer" in clients and peer_exe is not None:
             peer_path = workdir / f"peer-{tag}.json"
-            peer_path.write_text(json.dumps(peer_config(thulium, args.period)), encoding="utf-8")
+            peer_path.write_text(json.dumps(peer_config(thulium, period)), encoding="utf-8")
             commands["peer"] = [peer_exe, "--config", peer_path]
         for rep in range(args.repeat):
             # Rotate the order so no client always runs first (or last) on a noisy box.
@@ -682,7 +784,10 @@ def run_setting(
 
 def print_setting(setting: Setting, clients: Sequence[str], repeat: int) -> None:
     what = "median of " + str(repeat) if repeat > 1 else "one run"
-    print(f"\n   latency {setting.latency_ms:g} ms, {setting.records:,} records ({what})")
+    print(
+        f"\n   {setting.provider}, latency {setting.latency_ms:g} ms, {setting.records:,} records"
+        f" in {setting.windows or '?'} window(s) ({what})"
+    )
     print(f"   {'client':<6} {'records':>10} {'wall s':>8} {'rec/s':>9} {'peak RSS MiB':>13}")
     for client in clients:
         counts = sorted({r.records for r in setting.runs[client] if r.ok and r.records})
@@ -748,29 +853,63 @@ def markdown(settings: Sequence[Setting], info: dict[str, Any]) -> str:
         f"Python {info['python']}, tap-callcenter {info['tap_callcenter']} "
         f"(singer-sdk {info['singer_sdk']}), {what} per cell"
         + (f", tap settings {extra}" if extra else "")
+        + f", ECSS with `ecss.sessions={info.get('ecss_sessions')}`"
         + (
             f", tap_callcenter/ source fingerprint {', '.join(info['tap_sources'])}"
             if info["tap_sources"]
             else ""
         )
         + (" (CHANGED DURING THE RUN)" if len(info["tap_sources"]) > 1 else "")
-        + ". Ratios are throughput ratios (>1: the tap is faster).",
+        + ". Ratios are throughput ratios (>1: the tap is faster); the peer is configured for"
+        " Thulium only.",
         "",
-        "| latency | records | tap rec/s | plain rec/s | peer rec/s | tap/plain | tap/peer"
-        " | tap wall s | plain wall s | peer wall s | tap MiB | plain MiB | peer MiB |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| provider | latency | records | windows | tap rec/s | plain rec/s | peer rec/s"
+        " | tap/plain | tap/peer | tap wall s | plain wall s | peer wall s"
+        " | tap MiB | plain MiB | peer MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in settings:
-        cells = [f"{s.latency_ms:g} ms", f"{s.records:,}"]
+        cells = [s.provider, f"{s.latency_ms:g} ms", f"{s.records:,}", _fmt(s.windows, "d")]
         cells += [_fmt(s.median(c, "rec_per_s"), ",.0f") for c in CLIENTS]
         cells += [_fmt(s.ratio("tap", "plain"), ".2f"), _fmt(s.ratio("tap", "peer"), ".2f")]
         cells += [_fmt(s.median(c, "wall_s"), ".2f") for c in CLIENTS]
         cells += [_fmt(s.median(c, "peak_rss_mib"), ".0f") for c in CLIENTS]
         lines.append("| " + " | ".join(cells) + " |")
-    warnings = [f"- {s.latency_ms:g} ms, {s.records:,}: {w}" for s in settings for w in s.warnings]
+    memory = [s for s in settings if s.window_days]
+    if len(memory) == 2:
+        small, large = sorted(memory, key=lambda s: s.records)
+        a, b = small.median("tap", "peak_rss_mib"), large.median("tap", "peak_rss_mib")
+        if a and b:
+            lines += [
+                "",
+                f"Memory: tap peak RSS {a:.0f} MiB for {small.records:,} records in "
+                f"{small.windows} windows, {b:.0f} MiB for {large.records:,} records in "
+                f"{large.windows} window(s): {b / a:.2f}x.",
+            ]
+    if info.get("startup_s") is not None:
+        lines += [
+            "",
+            f"Start-up: `tap-callcenter --about` {info['startup_s']:.2f} s (median of 5); "
+            f"`python -c 'import requests'` {info['plain_startup_s']:.2f} s.",
+        ]
+    warnings = [
+        f"- {s.provider}, {s.latency_ms:g} ms, {s.records:,}: {w}"
+        for s in settings
+        for w in s.warnings
+    ]
     if warnings:
         lines += ["", "Warnings:", "", *warnings]
     return "\n".join(lines) + "\n"
+
+
+def startup_seconds(command: Sequence[str | Path], times: int = 5) -> float:
+    """Median wall time of a short command (start-up and imports)."""
+    walls = []
+    for _ in range(times):
+        began = time.perf_counter()
+        subprocess.run([str(c) for c in command], capture_output=True, check=False, cwd=REPO)
+        walls.append(time.perf_counter() - began)
+    return statistics.median(walls)
 
 
 # -- main --------------------------------------------------------------------------
@@ -785,6 +924,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--records", type=int, nargs="+", default=[30_000, 120_000])
     parser.add_argument("--repeat", type=int, default=1, help="runs per client; medians")
     parser.add_argument("--clients", nargs="+", choices=CLIENTS, default=list(CLIENTS))
+    parser.add_argument("--providers", nargs="+", choices=PROVIDERS, default=list(PROVIDERS))
+    parser.add_argument(
+        "--other-records",
+        type=int,
+        nargs="*",
+        default=[30_000],
+        help="record counts for Conpeek and ECSS (the --records are Thulium's)",
+    )
+    parser.add_argument(
+        "--scale-records",
+        type=int,
+        nargs="*",
+        default=[1_000_000],
+        help="Thulium at 0 ms with these many records (the scale run); none to skip",
+    )
+    parser.add_argument(
+        "--memory-records",
+        type=int,
+        nargs="*",
+        default=[30_000, 1_000_000],
+        help="tap only, 0 ms, 30 days: SMALL in 30 one-day windows, LARGE in one window;"
+        " none to skip",
+    )
+    parser.add_argument("--ecss-sessions", type=int, default=4, help="the tap's ecss.sessions")
     parser.add_argument(
         "--tap-setting",
         type=parse_tap_setting,
@@ -818,29 +981,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     peer_exe = ensure_peer(args.peer_venv) if "peer" in clients else None
     settings: list[Setting] = []
     info = meta(args, started)
+    info["ecss_sessions"] = args.ecss_sessions
+    info["startup_s"] = startup_seconds([TAP_EXE, "--about"])
+    info["plain_startup_s"] = startup_seconds([PYTHON, "-c", "import requests"])
+    print(
+        f"start-up: tap-callcenter --about {info['startup_s']:.2f} s,"
+        f" python + requests {info['plain_startup_s']:.2f} s",
+        flush=True,
+    )
+    memory_period = Period.parse(MEMORY_PERIOD, args.timezone)
+    cases: list[dict[str, Any]] = [
+        {"provider": provider, "latency_ms": latency, "records": records}
+        for provider in args.providers
+        for latency in args.latency_ms
+        for records in (args.records if provider == "thulium" else args.other_records)
+    ]
+    if "thulium" in args.providers:
+        cases += [
+            {"provider": "thulium", "latency_ms": 0.0, "records": n} for n in args.scale_records
+        ]
+    if len(args.memory_records) == 2 and "tap" in clients:
+        small, large = args.memory_records
+        cases += [
+            {"records": small, "window_days": 1.0, "clients": ["tap"]},
+            {"records": large, "window_days": 30.0, "clients": ["tap"]},
+        ]
     with tempfile.TemporaryDirectory(prefix="tap-callcenter-bench-") as tmp:
-        for latency in args.latency_ms:
-            for records in args.records:
-                try:
-                    setting = run_setting(latency, records, clients, args, peer_exe, Path(tmp))
-                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-                    # Discovery refused the config, the emulator did not start, ...: the
-                    # same would happen for every setting.
-                    print(f"error: {exc}", file=sys.stderr)
-                    return 2
-                settings.append(setting)
-                info["tap_sources"] = sorted(
-                    {run.tap_source for s in settings for run in s.runs.get("tap", [])} - {None}
+        for case in cases:
+            try:
+                setting = run_setting(
+                    case.get("latency_ms", 0.0),
+                    case["records"],
+                    case.get("clients", clients),
+                    args,
+                    peer_exe,
+                    Path(tmp),
+                    case.get("provider", "thulium"),
+                    memory_period if case.get("window_days") else None,
+                    case.get("window_days"),
                 )
-                # Written after every setting: a long run interrupted keeps what it has.
-                args.json.write_text(
-                    json.dumps(
-                        {"meta": info, "settings": [s.as_json() for s in settings]}, indent=2
-                    )
-                    + "\n",
-                    encoding="utf-8",
-                )
-                args.markdown.write_text(markdown(settings, info), encoding="utf-8")
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                # Discovery refused the config, the emulator did not start, ...: the
+                # same would happen for every setting.
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            settings.append(setting)
+            info["tap_sources"] = sorted(
+                {run.tap_source for s in settings for run in s.runs.get("tap", [])} - {None}
+            )
+            # Written after every setting: a long run interrupted keeps what it has.
+            args.json.write_text(
+                json.dumps({"meta": info, "settings": [s.as_json() for s in settings]}, indent=2)
+                + "\n",
+                encoding="utf-8",
+            )
+            args.markdown.write_text(markdown(settings, info), encoding="utf-8")
     if len(info["tap_sources"]) > 1:
         print(
             "\nWARNING: tap_callcenter/ changed during this run"
