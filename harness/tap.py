@@ -22,7 +22,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator, FormatChecker
 
-TAP_COMMAND = [sys.executable, "-m", "tap_callcenter.tap"]
+TAP_COMMAND = [sys.executable, "-m", "tap_callcenter"]
 #: Starts the tap and reports its own rusage (see the module's docstring).
 LAUNCHER = Path(__file__).resolve().with_name("launch.py")
 

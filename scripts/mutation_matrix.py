@@ -8,7 +8,7 @@ occur exactly once, the replacement, and the tests that should notice). For each
 script copies the repository to a scratch directory (without ``.venv*``, ``.git``,
 ``output``, ``.meltano`` and caches), applies the break there, and runs
 ``python -m pytest -x -q <tests>`` in that copy, with the copy first on ``PYTHONPATH``
-and as the working directory, so the tap's subprocesses (``python -m tap_callcenter.tap``)
+and as the working directory, so the tap's subprocesses (``python -m tap_callcenter``)
 and the in-process emulator import the broken copy, never the installed package (checked
 before each run).
 

@@ -4,7 +4,7 @@ Starts the emulator in this process with ``--records`` connections spread over
 ``--days`` days (in May, no daylight-saving change), turns on random faults
 (``random_rate`` of the data requests answered with a 429 + Retry-After, a 503, a
 dropped connection, a truncated body or a malformed body), and runs the real tap
-(``python -m tap_callcenter.tap``, a subprocess) for ``thulium_connections`` only, as
+(``python -m tap_callcenter``, a subprocess) for ``thulium_connections`` only, as
 ``--runs`` incremental runs: each syncs to a later ``end_date`` from the previous run's
 last STATE, as a scheduler would. A run that fails (retries exhausted) is resumed from
 its last STATE, as a scheduler would, up to ``--max-resumes`` times.

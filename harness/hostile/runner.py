@@ -32,9 +32,8 @@ from harness.hostile.servers import (
     THULIUM_USER,
     Target,
 )
-from harness.tap import LAUNCHER
+from harness.tap import LAUNCHER, TAP_COMMAND
 
-TAP_COMMAND = [sys.executable, "-m", "tap_callcenter.tap"]
 #: Kill the child when its resident memory passes this (the assertions are stricter):
 #: the unfixed tap grows by gigabytes on some cases, on a machine shared with others.
 RSS_CEILING_MIB = 700
