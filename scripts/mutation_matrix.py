@@ -689,6 +689,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_coerce.py", "tests/test_loose_types.py"),
     ),
     Mutation(
+        "earliest-window-first",
+        "The shared page pool serves the window being emitted before windows read ahead",
+        "tap_callcenter/concurrency.py",
+        "            self._calls.put(((0, priority), next(self._order), future, fn, arg))\n",
+        "            self._calls.put(((0, 0), next(self._order), future, fn, arg))\n",
+        ("tests/test_concurrency.py",),
+    ),
+    Mutation(
         "keys-spill",
         "A window's keys move to disk past the threshold (memory bounded per window)",
         "tap_callcenter/keyset.py",

@@ -23,7 +23,7 @@ import typing as t
 from functools import cached_property
 
 from tap_callcenter.bookmarks import BookmarkedStream
-from tap_callcenter.concurrency import prefetch_in_order, shared_pool, shut_pool
+from tap_callcenter.concurrency import PriorityPool, prefetch_in_order
 from tap_callcenter.report import CompletenessReport, Progress
 from tap_callcenter.sorting import WindowSorter
 from tap_callcenter.state import BOOKMARK, INSTANT_KEYS
@@ -32,10 +32,13 @@ from tap_callcenter.windows import Window, WindowScope, split_windows
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future
 
     from singer_sdk.helpers.types import Context
 
+
+T = t.TypeVar("T")
+R = t.TypeVar("R")
 
 #: SDK request-context keys: the window (as text, for logs and metrics), the field the
 #: windows are on, and the provider's query parameters for it (``window_params``).
@@ -132,13 +135,20 @@ class WindowedStream(BookmarkedStream):
         finally:
             pool = self.__dict__.pop("page_pool", None)
             if pool is not None:
-                shut_pool(pool)
+                pool.shutdown()
 
     @cached_property
-    def page_pool(self) -> ThreadPoolExecutor:
+    def page_pool(self) -> PriorityPool:
         """``max_concurrency`` threads for the pages of every window of this pass
-        (providers that read a window's pages in parallel submit them here)."""
-        return shared_pool(max(1, self.concurrency), "page")
+        (providers that read a window's pages in parallel submit them here, with the
+        window's start as the priority: the window being emitted goes first)."""
+        return PriorityPool(max(1, self.concurrency), "page")
+
+    def submit_page(self, fetch: Callable[[T], R], arg: T) -> Future[R]:
+        """Run one call for the window this thread reads on the pass's pool, ahead of
+        the calls of later windows (the output waits on the earliest)."""
+        window: Window = self._fetching.window
+        return self.page_pool.submit(window.start, fetch, arg)
 
     # ----------------------------------------------------------------- one window
 

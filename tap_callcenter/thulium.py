@@ -105,7 +105,7 @@ class ThuliumStream(CallcenterStream):
             return
         planned = range(step, total, step)  # lazy: never a list sized by the count
         pages = map_in_order(
-            lambda at: self._fetch_page(context, at), planned, self.concurrency, self.page_pool
+            lambda at: self._fetch_page(context, at), planned, self.concurrency, self.submit_page
         )
         with contextlib.closing(pages):
             for at, (page, page_total) in zip(planned, pages, strict=True):

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from harness import run_tap
-from tap_callcenter.concurrency import map_in_order, prefetch_in_order
+from tap_callcenter.concurrency import PriorityPool, map_in_order, prefetch_in_order
 from tests.conftest import SPRING, thulium_config
 
 
@@ -84,6 +84,58 @@ def test_map_in_order_keeps_order() -> None:
     assert list(
         map_in_order(lambda x: (time.sleep(0.01 * (5 - x)), x)[1], list(range(6)), 4)
     ) == list(range(6))
+
+
+def test_the_shared_pool_runs_the_earliest_window_first() -> None:
+    """The window being emitted must not wait behind pages read ahead for later windows:
+    with its one thread busy, calls queued for windows 3, 2 and 1 run 1, 2, 3 (each
+    window's own calls in the order they came)."""
+    pool = PriorityPool(1, "test")
+    started = threading.Event()
+    release = threading.Event()
+    ran: list[tuple[int, int]] = []
+
+    def block(_: None) -> None:
+        started.set()
+        release.wait(10)
+
+    first = pool.submit(0, block, None)
+    assert started.wait(10)
+    futures = [
+        pool.submit(window, ran.append, (window, page))
+        for window in (3, 2, 1)
+        for page in range(3)
+    ]
+    release.set()
+    for future in (first, *futures):
+        future.result(timeout=10)
+    assert ran == [(window, page) for window in (1, 2, 3) for page in range(3)]
+    pool.shutdown()
+
+
+def test_the_shared_pool_hands_errors_back_and_cancels_what_never_started() -> None:
+    pool = PriorityPool(1, "test")
+    release = threading.Event()
+
+    def fail(_: None) -> None:
+        release.wait(10)
+        raise ValueError("boom")
+
+    failing = pool.submit(0, fail, None)
+    queued = pool.submit(1, time.sleep, 0)
+    pool_shut = threading.Thread(target=pool.shutdown)
+    pool_shut.start()
+    deadline = time.monotonic() + 10
+    while not queued.cancelled() and time.monotonic() < deadline:
+        time.sleep(0.01)  # shutdown cancels what waits, while the first call still runs
+    release.set()
+    pool_shut.join(10)
+    assert not pool_shut.is_alive()
+    with pytest.raises(ValueError, match="boom"):
+        failing.result(timeout=10)
+    assert queued.cancelled()
+    with pytest.raises(RuntimeError):
+        pool.submit(0, time.sleep, 0)
 
 
 def test_concurrent_and_sequential_runs_emit_the_same_messages(thulium_emulator) -> None:
