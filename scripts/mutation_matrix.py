@@ -652,8 +652,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         "state-flushed",
         "Buffered output is written at every STATE (a target sees it with its records)",
         "tap_callcenter/tap.py",
-        "                is_state\n                or now",
-        "                now",
+        "                    is_state\n                    or len",
+        "                    len",
+        ("tests/test_output_flush.py",),
+    ),
+    Mutation(
+        "slow-stream-flushed",
+        "Buffered records reach stdout within a second while the tap waits on the server",
+        "tap_callcenter/tap.py",
+        "                self._ticker.start()\n",
+        "                pass\n",
         ("tests/test_output_flush.py",),
     ),
     Mutation(

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import typing as t
 from types import FrameType
@@ -75,10 +76,11 @@ class WholeMessageWriter(MsgSpecWriter):
 
     Messages are kept in order in the tap's own buffer (stdout may be unbuffered:
     ``PYTHONUNBUFFERED``) and written out at every STATE (so a target sees a STATE only
-    with every record before it), at least once a second while records flow, when the
-    buffer passes ``FLUSH_BYTES``, and at exit (also after an error or a stop signal).
-    The SDK's writer makes one system call per record. A stop signal that arrives while
-    a message is being written takes effect right after it."""
+    with every record before it), when the buffer passes ``FLUSH_BYTES``, at exit (also
+    after an error or a stop signal), and at least once a second (a thread checks, so a
+    slow stream's records are not held back while the tap waits on the server). The
+    SDK's writer makes one system call per record. A stop signal that arrives while a
+    message is being written takes effect right after it."""
 
     writing = False
     pending_signal: int | None = None
@@ -93,6 +95,9 @@ class WholeMessageWriter(MsgSpecWriter):
         self._flushed_at = time.monotonic()
         self._extracted_second = -1.0
         self._extracted_at = dt.datetime.now(dt.timezone.utc)
+        #: Held while the buffer changes or is written (the ticker writes it too).
+        self._lock = threading.RLock()
+        self._ticker: threading.Thread | None = None
         _writers.append(self)
 
     def write_message(self, message: t.Any) -> None:
@@ -114,15 +119,19 @@ class WholeMessageWriter(MsgSpecWriter):
     def _append(self, line: bytes | bytearray, is_state: bool) -> None:
         self.writing = True
         try:
-            self._pending += line
-            now = time.monotonic()
-            if (
-                is_state
-                or now - self._flushed_at > self.FLUSH_EVERY
-                or len(self._pending) > self.FLUSH_BYTES
-            ):
-                self.flush()
-                self._flushed_at = now
+            with self._lock:
+                self._pending += line
+                if (
+                    is_state
+                    or len(self._pending) > self.FLUSH_BYTES
+                    or time.monotonic() - self._flushed_at > self.FLUSH_EVERY
+                ):
+                    self.flush()
+            if self._ticker is None:
+                self._ticker = threading.Thread(
+                    target=self._tick, name="stdout-flush", daemon=True
+                )
+                self._ticker.start()
         finally:
             self.writing = False
         if self.pending_signal is not None:
@@ -130,13 +139,24 @@ class WholeMessageWriter(MsgSpecWriter):
 
     def flush(self) -> None:
         """Write out every buffered message, whole, in order."""
-        out, pending = sys.stdout.buffer, memoryview(self._pending)
-        while pending:  # an unbuffered stdout may take part of it (a signal mid-write)
-            written = out.write(pending)
-            pending = pending[written if written is not None else 0 :]
-        pending.release()
-        self._pending.clear()
-        sys.stdout.flush()
+        with self._lock:
+            self._flushed_at = time.monotonic()
+            out, pending = sys.stdout.buffer, memoryview(self._pending)
+            while pending:  # an unbuffered stdout may take part of it (a signal mid-write)
+                written = out.write(pending)
+                pending = pending[written if written is not None else 0 :]
+            pending.release()
+            self._pending.clear()
+            sys.stdout.flush()
+
+    def _tick(self) -> None:
+        """Write out records that have waited ``FLUSH_EVERY`` (a slow stream)."""
+        while True:
+            time.sleep(self.FLUSH_EVERY / 4)
+            with self._lock:
+                if self._pending and time.monotonic() - self._flushed_at >= self.FLUSH_EVERY:
+                    with contextlib.suppress(OSError, ValueError):  # stdout closed: exiting
+                        self.flush()
 
 
 #: Writers whose buffers are written out at exit, however the process ends.

@@ -109,3 +109,34 @@ def test_a_write_that_takes_part_of_the_buffer_loses_nothing(monkeypatch) -> Non
     lines = [json.loads(line) for line in out.data.decode().splitlines()]
     assert [m["record"] for m in lines[:-1]] == records
     assert lines[-1]["value"] == {"bookmarks": {"s": {"n": 50}}}
+
+
+class _Collecting:
+    """A stdout that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.buffer = self
+
+    def write(self, chunk: bytes | memoryview) -> int:
+        self.data += chunk
+        return len(chunk)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_record_is_not_held_back_while_the_tap_waits(monkeypatch) -> None:
+    """A slow stream: one record, then nothing (the tap waits on the server). It must
+    reach stdout within about a second, without a STATE or another message after it."""
+    out = _Collecting()
+    monkeypatch.setattr("sys.stdout", out)
+    writer = WholeMessageWriter()
+    writer.write_message(RecordMessage(stream="s", record={"connection_id": "c1"}))
+    assert not out.data  # buffered, not written one by one
+    waited = time.monotonic()
+    while not out.data and time.monotonic() - waited < 10:
+        time.sleep(0.05)
+    assert [json.loads(line)["record"] for line in out.data.decode().splitlines()] == [
+        {"connection_id": "c1"}
+    ]
