@@ -705,6 +705,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_concurrency.py",),
     ),
     Mutation(
+        "read-ahead-shared",
+        "The windows after the one being emitted share the read-ahead room (not a few chunks each)",
+        "tap_callcenter/concurrency.py",
+        "        return self._ahead < READ_AHEAD_CHUNKS\n",
+        "        return self._held[index] < QUEUE_CHUNKS\n",
+        ("tests/test_concurrency.py",),
+    ),
+    Mutation(
+        "read-ahead-bounded",
+        "The windows after the one being emitted hold at most the shared read-ahead room",
+        "tap_callcenter/concurrency.py",
+        "        return self._ahead < READ_AHEAD_CHUNKS\n",
+        "        return self._ahead < 10**9\n",
+        ("tests/test_concurrency.py",),
+    ),
+    Mutation(
         "keys-spill",
         "A window's keys move to disk past the threshold (memory bounded per window)",
         "tap_callcenter/keyset.py",

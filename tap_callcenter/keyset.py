@@ -16,8 +16,9 @@ import msgspec
 
 Key = tuple[t.Any, ...]
 
-#: Keys held in memory before the set moves to disk.
-SPILL_AFTER = 100_000
+#: Keys held in memory before the set moves to disk (about 2.5 MiB of them; at 100,000
+#: a million calls in one window peaked 9 MiB above 30,000 calls in 30 windows).
+SPILL_AFTER = 20_000
 
 _encode = msgspec.json.encode
 

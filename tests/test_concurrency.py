@@ -23,9 +23,11 @@ def test_windows_come_out_in_order_with_all_their_records() -> None:
 
 
 #: The README's promise, written here rather than imported from the code under test:
-#: a window worker hands records over in chunks of 200 and buffers at most 4 of them.
+#: records are handed over in chunks of 200; the window being emitted holds at most 4,
+#: the windows after it share 32.
 CHUNK = 200
 QUEUE_CHUNKS = 4
+READ_AHEAD_CHUNKS = 32
 
 
 def test_workers_do_not_run_ahead_unbounded() -> None:
@@ -46,11 +48,39 @@ def test_workers_do_not_run_ahead_unbounded() -> None:
         while produced["n"] != last and time.monotonic() < deadline:
             last = produced["n"]
             time.sleep(0.25)
-        # each of 2 workers buffers at most QUEUE_CHUNKS chunks (+1 being filled, +1 taken)
-        assert produced["n"] <= 2 * (QUEUE_CHUNKS + 2) * CHUNK, produced
+        # the current window: QUEUE_CHUNKS (+1 being filled, +1 taken); the next one:
+        # the shared READ_AHEAD_CHUNKS (+1 being filled)
+        assert produced["n"] <= (QUEUE_CHUNKS + 2 + READ_AHEAD_CHUNKS + 1) * CHUNK, produced
         assert produced["n"] > CHUNK, "the workers did not run ahead at all"
     finally:
         pairs.close()  # stops the workers, also when an assertion failed
+
+
+def test_windows_read_ahead_share_one_room() -> None:
+    """A window that pages sequentially may read far ahead when the windows beside it
+    have nothing to read: the room is shared, not a fixed few chunks per worker."""
+    produced = {n: 0 for n in range(4)}
+
+    def fetch(n: int):
+        if n != 1:  # windows 0, 2, 3: one record each
+            produced[n] += 1
+            yield n
+            return
+        while True:
+            produced[n] += 1
+            yield n
+
+    pairs = prefetch_in_order(list(range(4)), fetch, 4)
+    try:
+        _, first = next(pairs)  # window 0 is current; window 1 reads ahead alone
+        deadline, last = time.monotonic() + 10, -1
+        while produced[1] != last and time.monotonic() < deadline:
+            last = produced[1]
+            time.sleep(0.25)
+        assert READ_AHEAD_CHUNKS * CHUNK <= produced[1] <= (READ_AHEAD_CHUNKS + 1) * CHUNK
+        assert list(first) == [0]
+    finally:
+        pairs.close()
 
 
 def test_an_error_surfaces_at_its_window_after_earlier_windows() -> None:
