@@ -12,10 +12,13 @@ period, then runs, one after the other and each as a subprocess, on the same dat
   use), configured as in /work/shared/peer-tap.md, stdout read and counted.
 
 Per run: wall time (process start to exit, start-up included), records/s, peak RSS,
-records. Peak RSS is the kernel's own figure: ``ru_maxrss`` from ``os.wait4()`` on that
-child (exact, no sampling; covers the process and, as a max not a sum, any descendants it
-waited for), or, if larger, the peak of the summed VmRSS of the child's process tree
-sampled from /proc every 0.1 s (only matters if a client forks worker processes).
+records. Each client is started by ``harness/launch.py``, a tiny process that forks and
+execs it: peak RSS is the kernel's own figure, the client's ``ru_maxrss`` from
+``os.wait4()`` in the launcher (exact, no sampling; started from this script instead,
+Linux would report this script's own high-water mark for any client smaller than it), or,
+if larger, the peak of the summed VmRSS of the client's process tree sampled from /proc
+every 0.1 s (only matters if a client forks worker processes); wall time is the
+launcher's, from fork to exit.
 
 Usage::
 
@@ -58,6 +61,7 @@ if str(REPO) not in sys.path:  # run as ``python benchmarks/run.py``
 
 from harness.catalog import discover, select_only  # noqa: E402
 from harness.config import tap_config as emulator_tap_config  # noqa: E402
+from harness.tap import LAUNCHER  # noqa: E402
 
 VENV_BIN = REPO / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
@@ -86,9 +90,9 @@ DEFAULT_PERIOD = "2024-05-06T00:00:00+00:00/2024-05-13T00:00:00+00:00"
 RECORD_MARKERS = (b'\n{"type":"RECORD"', b'\n{"type": "RECORD"')
 KIB_PER_MIB = 1024
 MEMORY_METHOD = (
-    "peak RSS = max(ru_maxrss of the child from os.wait4(), peak of the summed VmRSS of "
-    "its process tree sampled from /proc every 0.1 s); the counting reader is this script, "
-    "not the child, so it is not included"
+    "peak RSS = max(the client's own ru_maxrss, from os.wait4() in harness/launch.py, "
+    "peak of the summed VmRSS of its process tree sampled from /proc every 0.1 s); the "
+    "counting reader is this script, not the client, so it is not included"
 )
 
 
@@ -233,17 +237,23 @@ def measure(
     timeout: float,
 ) -> RunResult:
     """Run one client to completion; count its records (or parse its summary line)."""
-    with tempfile.TemporaryFile() as err:
+    report_read, report_write = os.pipe()
+    with tempfile.TemporaryFile() as err, os.fdopen(report_read, "rb") as report:
         started = time.perf_counter()
+        # started by a tiny launcher, so that its ru_maxrss is the client's own, not
+        # this process's (Linux keeps the replaced image's high-water mark over exec)
         proc = subprocess.Popen(
-            [str(part) for part in command],
+            [PYTHON, "-I", "-S", LAUNCHER, str(report_write), *map(str, command)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=err,
             cwd=REPO,
             start_new_session=True,
+            pass_fds=(report_write,),
         )
-        sampler = TreeRssSampler(proc.pid)
+        os.close(report_write)
+        child = int(report.readline() or proc.pid)
+        sampler = TreeRssSampler(child)
         sampler.start()
         timer = threading.Timer(timeout, _kill_group, (proc.pid,))
         timer.start()
@@ -252,7 +262,7 @@ def measure(
             counted, first, tail = _read_counting(proc.stdout, started)
         finally:
             proc.stdout.close()
-        _, status, usage = os.wait4(proc.pid, 0)
+        _, status, _usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         timed_out = not timer.is_alive()
         timer.cancel()
@@ -260,7 +270,11 @@ def measure(
         proc.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         stderr_tail = err.read()[-3000:].decode("utf-8", "replace")
-    maxrss_mib = usage.ru_maxrss / KIB_PER_MIB  # KiB on Linux
+        reported = report.readline().split()
+    own_kib = float(reported[0]) if reported else 0.0
+    if len(reported) > 1:
+        wall = float(reported[1])  # from fork to exit: the launcher's start not counted
+    maxrss_mib = own_kib / KIB_PER_MIB  # KiB on Linux
     tree_mib = tree_kib / KIB_PER_MIB
     result = RunResult(
         client=client,
