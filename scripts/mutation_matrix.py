@@ -487,8 +487,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "sigterm-quick",
         "SIGTERM does not wait for requests to a hanging server",
         "tap_callcenter/concurrency.py",
-        "        executor.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)\n\n\ndef _pump",  # noqa: E501
-        "        executor.shutdown(wait=True, cancel_futures=True)\n\n\ndef _pump",
+        "        executor.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)\n\n\nclass _ReadAhead",  # noqa: E501
+        "        executor.shutdown(wait=True, cancel_futures=True)\n\n\nclass _ReadAhead",
         (
             "tests/test_lifecycle.py::test_sigterm_stops_quickly_with_143_and_a_state_safe_to_resume",
         ),
@@ -497,8 +497,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "state-after-records",
         "STATE of a window only after its records",
         "tap_callcenter/engine.py",
-        "                yield from self.sorter.records(scope, records)\n                self.advance_bookmark(window.end if advance else old, bookmark_key)",  # noqa: E501
-        "                self.advance_bookmark(window.end if advance else old, bookmark_key)\n                yield from self.sorter.records(scope, records)",  # noqa: E501
+        "                    yield from self.sorter.records(scope, records)\n                    self.advance_bookmark(window.end if advance else old, bookmark_key)",  # noqa: E501
+        "                    self.advance_bookmark(window.end if advance else old, bookmark_key)\n                    yield from self.sorter.records(scope, records)",  # noqa: E501
         ("tests/test_pipeline_life.py::test_scenario",),
     ),
     Mutation(
