@@ -83,3 +83,18 @@ def assert_stream_matches(run, stream: str, expected: dict, key_fields: tuple[st
             "expected_fields"
         ].items():
             assert record.get(name) == value, (stream, name, record, value)
+
+
+class CollectingStdout:
+    """Stands in for ``sys.stdout``: keeps what is written to its binary buffer."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.buffer = self
+
+    def write(self, chunk: bytes | memoryview) -> int:
+        self.data += chunk
+        return len(chunk)
+
+    def flush(self) -> None:
+        pass

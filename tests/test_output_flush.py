@@ -16,6 +16,7 @@ from singer_sdk.singerlib import RecordMessage, StateMessage
 from harness.loopback import Answer, Seen, http_server
 from harness.tap import TAP_COMMAND
 from tap_callcenter.tap import WholeMessageWriter
+from tests.conftest import CollectingStdout
 
 #: The first window's calls (Thulium's wall clock: Europe/Warsaw, UTC+1 in January).
 FIRST_WINDOW = [
@@ -111,25 +112,10 @@ def test_a_write_that_takes_part_of_the_buffer_loses_nothing(monkeypatch) -> Non
     assert lines[-1]["value"] == {"bookmarks": {"s": {"n": 50}}}
 
 
-class _Collecting:
-    """A stdout that keeps what it is given."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.buffer = self
-
-    def write(self, chunk: bytes | memoryview) -> int:
-        self.data += chunk
-        return len(chunk)
-
-    def flush(self) -> None:
-        pass
-
-
 def test_a_record_is_not_held_back_while_the_tap_waits(monkeypatch) -> None:
     """A slow stream: one record, then nothing (the tap waits on the server). It must
     reach stdout within about a second, without a STATE or another message after it."""
-    out = _Collecting()
+    out = CollectingStdout()
     monkeypatch.setattr("sys.stdout", out)
     writer = WholeMessageWriter()
     writer.write_message(RecordMessage(stream="s", record={"connection_id": "c1"}))

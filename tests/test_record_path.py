@@ -15,26 +15,13 @@ from emulator import Emulator
 from harness import run_tap
 from harness.catalog import discover, select_only
 from tap_callcenter.tap import WholeMessageWriter
-from tests.conftest import SPRING, thulium_config
+from tests.conftest import SPRING, CollectingStdout, thulium_config
 
 START, END = SPRING
 
 
-class _Stdout:
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.buffer = self
-
-    def write(self, chunk: bytes | memoryview) -> int:
-        self.data += chunk
-        return len(chunk)
-
-    def flush(self) -> None:
-        pass
-
-
 def test_a_record_is_written_as_the_sdk_writes_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    out = _Stdout()
+    out = CollectingStdout()
     monkeypatch.setattr(sys, "stdout", out)
     writer = WholeMessageWriter()
     record = {"id": "1", "n": 2, "tags": ["ż"], "nested": {"x": None}}
