@@ -2,13 +2,15 @@
 
 A sync is dominated by round trips. :func:`prefetch_in_order` fetches the next windows
 while the current one is being emitted, but hands their records over strictly in window
-order, through bounded queues, so:
+order, through a bounded hand-over, so:
 
 - the output (records, de-duplication, STATE after each window) is exactly what a
   sequential run produces: a window's bookmark is finalized only after all its records
   were emitted, and never for a later window first;
-- memory is bounded by ``workers x QUEUE_CHUNKS x CHUNK`` records, whatever the number
-  of records or the size of a window;
+- memory is bounded by ``(QUEUE_CHUNKS + READ_AHEAD_CHUNKS) x CHUNK`` records (the
+  current window's chunks and the room the later windows share), plus a chunk being
+  filled per worker and the one being emitted, whatever the number of records or the
+  size of a window;
 - a failure in a worker is raised in the consumer, at the point of that window, after
   the earlier windows were emitted and finalized; the remaining workers are stopped.
 
@@ -209,23 +211,19 @@ def map_in_order(
     fn: Callable[[T], R],
     args: Sequence[T],
     workers: int,
-    submit: Callable[[Callable[[T], R], T], Future[R]] | None = None,
+    submit: Callable[[Callable[[T], R], T], Future[R]],
 ) -> Generator[R, None, None]:
     """``fn(arg)`` for each arg, up to ``workers`` at a time, results in order.
 
-    At most ``workers`` results are computed ahead of the consumer, so memory stays
-    bounded however many calls there are. With ``submit`` (a :class:`PriorityPool`
-    shared by every window of a pass) the calls run on that pool, which is left
-    running; closing the generator cancels the calls not yet started.
+    The calls run through ``submit`` (onto the :class:`PriorityPool` the windows of a
+    pass share, which is left running). At most ``workers`` results are computed ahead
+    of the consumer, so memory stays bounded however many calls there are; closing the
+    generator cancels the calls not yet started.
     """
     if workers <= 1 or len(args) <= 1:
         for arg in args:
             yield fn(arg)
         return
-    own = None
-    if submit is None:
-        own = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="page")
-        submit = own.submit
     pending: collections.deque[Future[R]] = collections.deque()
     remaining = iter(args)
     try:
@@ -239,8 +237,6 @@ def map_in_order(
     finally:
         for future in pending:
             future.cancel()
-        if own is not None:
-            own.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)
 
 
 class PriorityPool:

@@ -49,15 +49,14 @@ WINDOW_PARAMS = "window_params"
 class WindowedStream(BookmarkedStream):
     """Windowed incremental sync with resumable per-window bookmarks."""
 
-    #: False where requests must not overlap (a provider whose session cannot be shared).
-    supports_concurrency: t.ClassVar[bool] = True
     #: True where the API writes and filters local wall-clock seconds (``clock``).
     stamps_wall_clock: t.ClassVar[bool] = False
 
     @property
     def concurrency(self) -> int:
-        """Requests this stream may have in flight (1 where the API forbids overlap)."""
-        return self.settings.max_concurrency if self.supports_concurrency else 1
+        """Requests this stream may have in flight (a provider that allows less
+        overlap narrows it: ECSS reads a window per session)."""
+        return self.settings.max_concurrency
 
     # ----------------------------------------------------------------- the range
 

@@ -111,9 +111,18 @@ def test_closing_early_stops_the_workers() -> None:
 
 
 def test_map_in_order_keeps_order() -> None:
-    assert list(
-        map_in_order(lambda x: (time.sleep(0.01 * (5 - x)), x)[1], list(range(6)), 4)
-    ) == list(range(6))
+    pool = PriorityPool(4, "test")
+    try:
+        assert list(
+            map_in_order(
+                lambda x: (time.sleep(0.01 * (5 - x)), x)[1],
+                list(range(6)),
+                4,
+                lambda fn, arg: pool.submit(0, fn, arg),
+            )
+        ) == list(range(6))
+    finally:
+        pool.shutdown()
 
 
 def test_the_shared_pool_runs_the_earliest_window_first() -> None:

@@ -52,14 +52,12 @@ class OperatorCallHistoryStream(CallcenterStream):
     empty_as_null_fields = OPTIONAL_ATTRIBUTES
     time_fields = TIME_ATTRIBUTES
     integer_fields = DURATION_ATTRIBUTES
-    #: The tag is a per-window cursor, so windows overlap only with a session (and a
-    #: websocket) each: ``ecss.sessions`` of them, 1 unless the server allows more.
-    supports_concurrency = True
-
     @property
     def concurrency(self) -> int:
-        """Windows read at once: ``max_concurrency``, at most ``ecss.sessions``."""
-        return max(1, min(self.settings.max_concurrency, int(self.provider_config["sessions"])))
+        """Windows read at once: ``max_concurrency``, at most ``ecss.sessions``. The tag
+        is a per-window cursor, so windows overlap only with a session (and a websocket)
+        each, and only as many as the server allows (1 unless configured)."""
+        return min(super().concurrency, int(self.provider_config["sessions"]))
 
     @property
     def url_base(self) -> str:
