@@ -81,12 +81,18 @@ def parse_wall(value: str) -> dt.datetime:
     raise ValueError(msg)
 
 
+#: Wall-clock texts whose conversion is remembered. Pages mostly arrive in time order, so the
+#: minutes being converted at any moment are a few hundred at most; a cache as large as a
+#: month of minutes (43,200) held ~10 MiB more for a million-call window than for 30k calls.
+CONVERSIONS_CACHED = 1024
+
+
 class LocalClock:
     """Converts between one zone's wall-clock times and UTC instants."""
 
     def __init__(self, zone_name: str) -> None:
         self.zone = load_zone(zone_name)
-        self._cached_iso = lru_cache(maxsize=65536)(self._wall_text_to_iso)
+        self._cached_iso = lru_cache(maxsize=CONVERSIONS_CACHED)(self._wall_text_to_iso)
 
     def to_utc(self, wall: dt.datetime) -> dt.datetime:
         """UTC instant of a naive wall-clock time (skipped -> forward, repeated -> first)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import tracemalloc
 
 import pytest
 from hypothesis import example, given, settings
@@ -200,3 +201,24 @@ def test_utc_clock_repeats_nothing() -> None:
     utc = LocalClock("UTC")
     start = dt.datetime(2024, 10, 27, tzinfo=UTC)
     assert utc.repeated_shift(start, start + dt.timedelta(days=3)) == dt.timedelta(0)
+
+
+def test_conversion_memory_does_not_grow_with_distinct_minutes() -> None:
+    """A month of calls has 43,200 distinct minutes; the conversion cache must not keep
+    them all (it did: 65,536 entries, ~10 MiB of a million-call window's peak)."""
+    clock = LocalClock("Europe/Warsaw")
+    start = dt.datetime(2024, 5, 1)
+    texts = [
+        (start + dt.timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M") for i in range(30 * 1440)
+    ]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for text in texts:
+            clock.wall_text_to_utc_iso(text)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1024 * 1024, f"{grown / 2**20:.1f} MiB kept for {len(texts)} minutes"
+    # and the cache still answers correctly for the ones it dropped
+    assert clock.wall_text_to_utc_iso(texts[0]) == "2024-04-30T22:00:00+00:00"
