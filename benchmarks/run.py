@@ -9,7 +9,11 @@ period, then runs, one after the other and each as a subprocess, on the same dat
 * ``plain``: ``benchmarks/plain_client.py`` (requests.Session + json, one date range,
   limit 100 / offset), records written to /dev/null, count reported by itself;
 * ``peer``: ``tap-rest-api-msdk==1.4.2`` in ``benchmarks/.venv-peer`` (installed on first
-  use), configured as in /work/shared/peer-tap.md, stdout read and counted.
+  use), configured as in /work/shared/peer-tap.md, stdout read and counted;
+* ``concurrent`` (Thulium): the plain client with ``--workers`` = the tap's
+  ``max_concurrency``: the same pages, that many in flight. Not a goal's yardstick: it
+  shows what a plain requests + json client reaches with the tap's concurrency on this
+  server (where the server, not the client, sets the pace).
 
 Per run: wall time (process start to exit, start-up included), records/s, peak RSS,
 records. Each client is started by ``harness/launch.py``, a tiny process that forks and
@@ -62,6 +66,7 @@ if str(REPO) not in sys.path:  # run as ``python benchmarks/run.py``
 from harness.catalog import discover, select_only  # noqa: E402
 from harness.config import tap_config as emulator_tap_config  # noqa: E402
 from harness.tap import LAUNCHER  # noqa: E402
+from tap_callcenter.settings import DEFAULTS  # noqa: E402
 
 VENV_BIN = REPO / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
@@ -71,7 +76,10 @@ PEER_VENV = BENCH_DIR / ".venv-peer"
 PEER_DIST = "tap-rest-api-msdk"
 PEER_VERSION = "1.4.2"
 STREAM = "thulium_connections"
-CLIENTS = ("tap", "plain", "peer")
+CLIENTS = ("tap", "plain", "peer", "concurrent")
+#: Clients that read Thulium only.
+THULIUM_ONLY = ("peer", "concurrent")
+DEFAULT_MAX_CONCURRENCY = int(DEFAULTS["max_concurrency"])
 PLAIN_PROVIDERS = BENCH_DIR / "plain_providers.py"
 #: provider -> the stream the tap syncs (and the plain client reads)
 STREAMS = {
@@ -651,6 +659,7 @@ class Setting:
                 "tap_over_plain": _round(self.ratio("tap", "plain"), 3),
                 "tap_over_peer": _round(self.ratio("tap", "peer"), 3),
                 "peer_over_plain": _round(self.ratio("peer", "plain"), 3),
+                "tap_over_concurrent": _round(self.ratio("tap", "concurrent"), 3),
             },
             "warnings": self.warnings,
         }
@@ -739,7 +748,7 @@ def run_setting(
     window_days: float | None = None,
 ) -> Setting:
     period = period or args.period
-    clients = [c for c in clients if c != "peer" or provider == "thulium"]  # the peer: Thulium
+    clients = [c for c in clients if c not in THULIUM_ONLY or provider == "thulium"]
     setting = Setting(
         latency_ms, records, provider, window_days, runs={client: [] for client in clients}
     )
@@ -767,6 +776,15 @@ def run_setting(
             setting.windows = -(-(period.end - period.start) // size)
         if "plain" in clients:
             commands["plain"] = plain_command(provider, emulator.info, period)
+        if "concurrent" in clients:
+            workers = dict((tuple(path), value) for path, value in args.tap_setting).get(
+                ("max_concurrency",), DEFAULT_MAX_CONCURRENCY
+            )
+            commands["concurrent"] = [
+                *plain_command(provider, emulator.info, period),
+                "--workers",
+                str(workers),
+            ]
         if "peer" in clients and peer_exe is not None:
             peer_path = workdir / f"peer-{tag}.json"
             peer_path.write_text(json.dumps(peer_config(thulium, period)), encoding="utf-8")
@@ -779,14 +797,14 @@ def run_setting(
                 result = measure(
                     client,
                     commands[client],
-                    self_reported=client == "plain",
+                    self_reported=client in ("plain", "concurrent"),
                     timeout=args.timeout,
                 )
                 result.tap_source = source
                 setting.runs[client].append(result)
                 status = "ok" if result.ok else f"FAILED ({result.error})"
                 print(
-                    f"   [{rep + 1}/{args.repeat}] {client:<5} {_fmt(result.records, ',d'):>10}"
+                    f"   [{rep + 1}/{args.repeat}] {client:<10} {_fmt(result.records, ',d'):>10}"
                     f" rec  {result.wall_s:8.2f} s  {_fmt(result.rec_per_s, ',.0f'):>8} rec/s"
                     f"  {result.peak_rss_mib:6.1f} MiB  {status}",
                     flush=True,
@@ -802,11 +820,11 @@ def print_setting(setting: Setting, clients: Sequence[str], repeat: int) -> None
         f"\n   {setting.provider}, latency {setting.latency_ms:g} ms, {setting.records:,} records"
         f" in {setting.windows or '?'} window(s) ({what})"
     )
-    print(f"   {'client':<6} {'records':>10} {'wall s':>8} {'rec/s':>9} {'peak RSS MiB':>13}")
+    print(f"   {'client':<10} {'records':>10} {'wall s':>8} {'rec/s':>9} {'peak RSS MiB':>13}")
     for client in clients:
         counts = sorted({r.records for r in setting.runs[client] if r.ok and r.records})
         print(
-            f"   {client:<6} {','.join(f'{n:,}' for n in counts) or '-':>10}"
+            f"   {client:<10} {','.join(f'{n:,}' for n in counts) or '-':>10}"
             f" {_fmt(setting.median(client, 'wall_s'), '.2f'):>8}"
             f" {_fmt(setting.median(client, 'rec_per_s'), ',.0f'):>9}"
             f" {_fmt(setting.median(client, 'peak_rss_mib'), '.1f'):>13}"
@@ -815,6 +833,7 @@ def print_setting(setting: Setting, clients: Sequence[str], repeat: int) -> None
         f"   tap/plain {_fmt(setting.ratio('tap', 'plain'), '.2f')}"
         f"   tap/peer {_fmt(setting.ratio('tap', 'peer'), '.2f')}"
         f"   peer/plain {_fmt(setting.ratio('peer', 'plain'), '.2f')}"
+        f"   tap/concurrent {_fmt(setting.ratio('tap', 'concurrent'), '.2f')}"
         "   (throughput ratios, >1 = the tap is faster)"
     )
     for warning in setting.warnings:
@@ -874,18 +893,20 @@ def markdown(settings: Sequence[Setting], info: dict[str, Any]) -> str:
             else ""
         )
         + (" (CHANGED DURING THE RUN)" if len(info["tap_sources"]) > 1 else "")
-        + ". Ratios are throughput ratios (>1: the tap is faster); the peer is configured for"
-        " Thulium only.",
+        + ". Ratios are throughput ratios (>1: the tap is faster); the peer and `concurrent`"
+        " (the plain client with as many requests in flight as the tap's max_concurrency)"
+        " read Thulium only.",
         "",
         "| provider | latency | records | windows | tap rec/s | plain rec/s | peer rec/s"
-        " | tap/plain | tap/peer | tap wall s | plain wall s | peer wall s"
-        " | tap MiB | plain MiB | peer MiB |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | concurrent rec/s | tap/plain | tap/peer | tap/concurrent | tap wall s"
+        " | plain wall s | peer wall s | concurrent wall s | tap MiB | plain MiB | peer MiB"
+        " | concurrent MiB |",
+        "|---|---:|---:|---:" + "|---:" * 15 + "|",
     ]
     for s in settings:
         cells = [s.provider, f"{s.latency_ms:g} ms", f"{s.records:,}", _fmt(s.windows, "d")]
         cells += [_fmt(s.median(c, "rec_per_s"), ",.0f") for c in CLIENTS]
-        cells += [_fmt(s.ratio("tap", "plain"), ".2f"), _fmt(s.ratio("tap", "peer"), ".2f")]
+        cells += [_fmt(s.ratio("tap", other), ".2f") for other in CLIENTS[1:]]
         cells += [_fmt(s.median(c, "wall_s"), ".2f") for c in CLIENTS]
         cells += [_fmt(s.median(c, "peak_rss_mib"), ".0f") for c in CLIENTS]
         lines.append("| " + " | ".join(cells) + " |")

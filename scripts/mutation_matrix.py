@@ -736,6 +736,14 @@ MUTATIONS: tuple[Mutation, ...] = (
         "                return minute\n",
         ("tests/test_timeconv.py", "tests/test_core.py"),
     ),
+    Mutation(
+        "conversion-cache-bounded",
+        "Time-stamp conversions remembered are bounded, not a month of minutes (memory)",
+        "tap_callcenter/timeconv.py",
+        "CONVERSIONS_CACHED = 1024\n",
+        "CONVERSIONS_CACHED = 65536\n",
+        ("tests/test_timeconv.py::test_conversion_memory_does_not_grow_with_distinct_minutes",),
+    ),
 )
 
 #: Promised behaviours whose rows are still to come (owner's work not landed yet):
