@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything (the tap with its test and lint extras in .venv, Meltano in
-# .venv-meltano) and run the checks CI runs: ruff, mypy, pytest.
+# .venv-meltano) and run the checks CI runs: ruff (lint and format), mypy, pytest.
 set -euo pipefail
 cd "$(dirname "$0")"
 python3 -m venv .venv
@@ -11,5 +11,6 @@ python3 -m venv .venv-meltano
 export MELTANO_BIN="$PWD/.venv-meltano/bin/meltano"
 . .venv/bin/activate
 ruff check .
+ruff format --check .
 mypy
 python -m pytest -q "$@"

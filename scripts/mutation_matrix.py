@@ -447,7 +447,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "full-table",
         "FULL_TABLE in the catalog reads from start_date",
         "tap_callcenter/bookmarks.py",
-        '            or self.name in getattr(self._tap, "full_table_streams", ())',
+        ' or self.name in getattr(\n            self._tap, "full_table_streams", ()\n        )',
         "",
         (
             "tests/test_lifecycle.py::test_full_table_reads_from_start_date_and_ignores_the_bookmark",

@@ -37,9 +37,8 @@ class BookmarkedStream(LeanRecordPath):
     @property
     def full_table(self) -> bool:
         """The catalog asks for FULL_TABLE: read from ``start_date``, ignore bookmarks."""
-        return (
-            self.replication_method == "FULL_TABLE"
-            or self.name in getattr(self._tap, "full_table_streams", ())
+        return self.replication_method == "FULL_TABLE" or self.name in getattr(
+            self._tap, "full_table_streams", ()
         )
 
     def apply_catalog(self, catalog: t.Any) -> None:

@@ -256,6 +256,7 @@ class CallcenterStream(RecordPages, RESTStream):
         self.check_page_is_new(page, response.request)
         return page
 
+
 def _described(request: t.Any) -> str | None:
     """``GET /path?query`` for an HTTP request object, None for anything else."""
     if isinstance(request, (requests.PreparedRequest, requests.Request)):

@@ -175,9 +175,7 @@ class _ReadAhead:
             self._room.notify_all()
 
 
-def _pump(
-    fetch: Callable[[T], Iterable[R]], item: T, index: int, hand_over: _ReadAhead
-) -> None:
+def _pump(fetch: Callable[[T], Iterable[R]], item: T, index: int, hand_over: _ReadAhead) -> None:
     """A worker: ``fetch(item)``'s records handed over in chunks, then the end (or
     the failure, raised in the consumer)."""
     records: Iterator[R] | None = None

@@ -128,9 +128,7 @@ class WholeMessageWriter(MsgSpecWriter):
                 ):
                     self.flush()
             if self._ticker is None:
-                self._ticker = threading.Thread(
-                    target=self._tick, name="stdout-flush", daemon=True
-                )
+                self._ticker = threading.Thread(target=self._tick, name="stdout-flush", daemon=True)
                 self._ticker.start()
         finally:
             self.writing = False
@@ -324,9 +322,7 @@ def main() -> None:
     except TapTerminated as exc:
         flush_output()
         name = signal.Signals(exc.signum).name
-        logger.error(
-            "stopped by %s; the last STATE written is safe to resume from", name
-        )
+        logger.error("stopped by %s; the last STATE written is safe to resume from", name)
         logging.shutdown()
         # Not sys.exit: fetch threads may be waiting on a server that hangs, and the
         # interpreter would wait for them; every message is already written and flushed.

@@ -135,9 +135,7 @@ class ThuliumStream(CallcenterStream):
         )
         response = self.request_decorator(self._request)(prepared, context)
         payload = payload_of(response)
-        return self.transform_page(payload["result"], prepared), optional_int(
-            payload.get("count")
-        )
+        return self.transform_page(payload["result"], prepared), optional_int(payload.get("count"))
 
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, t.Any]]:
         """A page of the sequential path; its ``count`` is noted for reconciliation."""

@@ -99,7 +99,9 @@ class PostgresServer:
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
-            self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+            self._run(
+                str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -44,8 +44,18 @@ SCHEMA = {
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(12, 12), ("12", 12), (" 12 ", 12), ("+12", 12), ("-3", -3), (12.0, 12), ("12.0", 12),
-     ("1e3", 1000), (True, 1), (False, 0)],
+    [
+        (12, 12),
+        ("12", 12),
+        (" 12 ", 12),
+        ("+12", 12),
+        ("-3", -3),
+        (12.0, 12),
+        ("12.0", 12),
+        ("1e3", 1000),
+        (True, 1),
+        (False, 0),
+    ],
 )
 def test_integers_that_convert_without_loss(value, expected) -> None:
     result = to_integer(value)
@@ -67,8 +77,18 @@ def test_numbers() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(1, True), (0, False), ("1", True), ("0", False), ("true", True), ("FALSE", False),
-     ("yes", True), ("no", False), (1.0, True), (True, True)],
+    [
+        (1, True),
+        (0, False),
+        ("1", True),
+        ("0", False),
+        ("true", True),
+        ("FALSE", False),
+        ("yes", True),
+        ("no", False),
+        (1.0, True),
+        (True, True),
+    ],
 )
 def test_booleans_accept_0_and_1(value, expected) -> None:
     assert to_boolean(value) is expected
@@ -82,8 +102,15 @@ def test_booleans_that_do_not_fit(value) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(12, "12"), (12.0, "12"), (1416225570.341, "1416225570.341"), (True, "true"),
-     ("a1f3", "a1f3"), ({"a": 1}, '{"a":1}'), ([1, "x"], '[1,"x"]')],
+    [
+        (12, "12"),
+        (12.0, "12"),
+        (1416225570.341, "1416225570.341"),
+        (True, "true"),
+        ("a1f3", "a1f3"),
+        ({"a": 1}, '{"a":1}'),
+        ([1, "x"], '[1,"x"]'),
+    ],
 )
 def test_every_value_converts_to_text(value, expected) -> None:
     assert to_string(value) == expected
@@ -92,13 +119,29 @@ def test_every_value_converts_to_text(value, expected) -> None:
 def test_a_loosely_typed_record_is_converted_and_then_valid() -> None:
     conformer = Conformer(SCHEMA, empty_as_null=("ref",))
     record = {
-        "id": 123, "count": "7", "ratio": "0.5", "flag": 0, "name": "", "ref": "",
-        "at": "", "tags": [1, "b"], "rating": {"rate": "4"}, "extra": "12",
+        "id": 123,
+        "count": "7",
+        "ratio": "0.5",
+        "flag": 0,
+        "name": "",
+        "ref": "",
+        "at": "",
+        "tags": [1, "b"],
+        "rating": {"rate": "4"},
+        "extra": "12",
     }
     assert conformer(record) == 0
     assert record == {
-        "id": "123", "count": 7, "ratio": 0.5, "flag": False, "name": "", "ref": None,
-        "at": None, "tags": ["1", "b"], "rating": {"rate": 4}, "extra": "12",
+        "id": "123",
+        "count": 7,
+        "ratio": 0.5,
+        "flag": False,
+        "name": "",
+        "ref": None,
+        "at": None,
+        "tags": ["1", "b"],
+        "rating": {"rate": 4},
+        "extra": "12",
     }
     assert not list(Draft7Validator(SCHEMA).iter_errors(record))
 
@@ -114,7 +157,9 @@ def test_a_value_that_cannot_be_converted_is_null_and_kept_raw_and_counted() -> 
     first = records[0]
     assert first["count"] is None and first["flag"] is None and first["rating"] == {"rate": None}
     assert json.loads(first[RAW_VALUES]) == {
-        "count": "12.5", "flag": "maybe", "rating.rate": "happy"
+        "count": "12.5",
+        "flag": "maybe",
+        "rating.rate": "happy",
     }
     assert RAW_VALUES not in records[2]
     for record in records:
@@ -122,7 +167,7 @@ def test_a_value_that_cannot_be_converted_is_null_and_kept_raw_and_counted() -> 
     assert conformer.counts == {"count": 2, "flag": 1, "rating.rate": 1}
     lines = conformer.warnings("s")
     assert lines[0].startswith("s: 2 value(s) of field 'count' did not fit its declared type")
-    assert "(first: \"12.5\")" in lines[0] and "'_raw_values'" in lines[0]
+    assert '(first: "12.5")' in lines[0] and "'_raw_values'" in lines[0]
 
 
 def test_a_primary_key_is_never_nulled() -> None:
@@ -137,7 +182,8 @@ def test_a_primary_key_is_never_nulled() -> None:
 
 
 @pytest.mark.parametrize(
-    "stream_class", [c for provider in PROVIDERS for c in provider.streams],
+    "stream_class",
+    [c for provider in PROVIDERS for c in provider.streams],
     ids=lambda c: c.name,
 )
 def test_each_schema_keeps_keys_non_null_text_and_declares_raw_values(stream_class) -> None:

@@ -141,9 +141,7 @@ def test_the_shared_pool_runs_the_earliest_window_first() -> None:
     first = pool.submit(0, block, None)
     assert started.wait(10)
     futures = [
-        pool.submit(window, ran.append, (window, page))
-        for window in (3, 2, 1)
-        for page in range(3)
+        pool.submit(window, ran.append, (window, page)) for window in (3, 2, 1) for page in range(3)
     ]
     release.set()
     for future in (first, *futures):

@@ -54,9 +54,17 @@ def _assert_clean_failure(result, *needles: str) -> None:
         ({"thulium": THULIUM, "backoff_max_wait": -1}, ["backoff_max_wait", "minimum"]),
         ({"thulium": THULIUM, "max_concurrency": 0}, ["max_concurrency", "minimum"]),
         (
-            {"ecss": {"api_url": "http://127.0.0.1:9", "domain": "d", "client_id": "c",
-                      "api_key": SECRET, "phone_number": "1", "timezone": "UTC",
-                      "page_size": 0}},
+            {
+                "ecss": {
+                    "api_url": "http://127.0.0.1:9",
+                    "domain": "d",
+                    "client_id": "c",
+                    "api_key": SECRET,
+                    "phone_number": "1",
+                    "timezone": "UTC",
+                    "page_size": 0,
+                }
+            },
             ["ecss.page_size", "minimum"],
         ),
         (

@@ -108,7 +108,12 @@ def test_the_emulator_sends_fields_the_schemas_do_not_declare() -> None:
     undeclared fields (else keeping them would be checked on nothing)."""
     undeclared = {
         stream: {name for record in raw_records(stream).values() for name in record}
-        - set(TapCallcenter(config=CONFIGS[stream.split("_")[0]]).streams[stream].schema["properties"])
+        - set(
+            TapCallcenter(config=CONFIGS[stream.split("_")[0]]).streams[stream].schema["properties"]
+        )
         for stream in ("thulium_connections", "conpeek_cdr_dialog")
     }
-    assert undeclared == {"thulium_connections": {"campaign_name"}, "conpeek_cdr_dialog": {"sip_call_id"}}
+    assert undeclared == {
+        "thulium_connections": {"campaign_name"},
+        "conpeek_cdr_dialog": {"sip_call_id"},
+    }

@@ -54,7 +54,9 @@ def grown_mib(spill_after: int) -> int:
     """MiB a fresh process grows by holding a million keys (its own peak, VmHWM)."""
     done = subprocess.run(
         [sys.executable, "-c", _MILLION, str(spill_after)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return int(done.stdout)
 

@@ -107,7 +107,9 @@ def test_a_bookmark_older_than_the_default_start_date_wins(thulium_emulator) -> 
     config = thulium_config(emu, "2024-01-01T00:00:00Z", now, window_days=40)
     del config["start_date"], config["end_date"]
     bookmark = "2024-03-31T12:00:00+00:00"
-    run = run_tap(config, state=state_with(CONNECTIONS, replication_key_value=bookmark), env=at(now))
+    run = run_tap(
+        config, state=state_with(CONNECTIONS, replication_key_value=bookmark), env=at(now)
+    )
     expected = connections(emu, minus(bookmark, 60), now)
     assert any(k["local"].startswith("2024-03-31") for k in expected.values())
     assert_stream_matches(run, CONNECTIONS, expected, ("connection_id",))
@@ -132,9 +134,11 @@ def test_fractional_bounds_lose_no_record_stamped_on_a_whole_second(conpeek_emu)
     start, end = "2024-03-30T00:00:00.500000+00:00", "2024-04-01T00:00:00+00:00"
     run = run_tap(conpeek_config(emu, start_date=start, end_date=end, window_days=1))
     expected = expected_in_range(emu.conpeek.expected("cdr_dialog"), "start_time", start, end)
-    midnight = [k for k, v in expected.items() if v["expected_fields"]["start_time"].endswith(
-        "31T00:00:00+00:00"
-    )]
+    midnight = [
+        k
+        for k, v in expected.items()
+        if v["expected_fields"]["start_time"].endswith("31T00:00:00+00:00")
+    ]
     assert len(midnight) >= 4
     assert_stream_matches(run, "conpeek_cdr_dialog", expected, ("dialog_uuid",))
 
@@ -165,7 +169,9 @@ def test_a_late_call_in_the_repeated_hour_is_found_by_the_lookback(thulium_emula
 
 
 def test_a_window_inside_the_second_occurrence_sends_no_inverted_range() -> None:
-    emu = Emulator(seed=3, port=0, thulium=ThuliumConfig(connections=500), ecss=EcssConfig(calls=500))
+    emu = Emulator(
+        seed=3, port=0, thulium=ThuliumConfig(connections=500), ecss=EcssConfig(calls=500)
+    )
     emu.start()
     try:
         config = tap_config(
@@ -309,7 +315,10 @@ def run_with_state_text(config: dict, text: str) -> subprocess.CompletedProcess:
             json.dumps({"bookmarks": {CONNECTIONS: {"replication_key_value": 1730000000}}}),
             [CONNECTIONS, "1730000000"],
         ),
-        (json.dumps({"bookmarks": {CONNECTIONS: "2024-10-27"}}), [CONNECTIONS, "must be an object"]),
+        (
+            json.dumps({"bookmarks": {CONNECTIONS: "2024-10-27"}}),
+            [CONNECTIONS, "must be an object"],
+        ),
     ],
 )
 def test_malformed_state_is_one_clear_error(text: str, needles: list[str]) -> None:
@@ -484,7 +493,9 @@ def test_a_state_given_as_a_dict_is_checked_too() -> None:
     # the SDK's test helpers and embedding code pass the state as a dict, not a file
     config = {"thulium": {"api_url": "http://127.0.0.1:9/api", "username": "u", "password": "pw"}}
     with pytest.raises(StateError, match="yesterday"):
-        TapCallcenter(config=config, state=state_with(CONNECTIONS, replication_key_value="yesterday"))
+        TapCallcenter(
+            config=config, state=state_with(CONNECTIONS, replication_key_value="yesterday")
+        )
 
 
 def test_a_start_date_after_now_says_there_is_nothing_to_sync() -> None:

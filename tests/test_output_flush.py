@@ -78,7 +78,9 @@ def test_a_state_reaches_the_target_before_the_tap_waits_on_the_next_window() ->
     states = [m for m in seen if m["type"] == "STATE"]
     assert states, f"no STATE within 10 s while the tap waited ({len(seen)} message(s) read)"
     assert still_running
-    records = [m["record"] for m in seen if m["type"] == "RECORD" and m["stream"] == "thulium_connections"]
+    records = [
+        m["record"] for m in seen if m["type"] == "RECORD" and m["stream"] == "thulium_connections"
+    ]
     assert {r["connection_id"] for r in records} == {r["connection_id"] for r in FIRST_WINDOW}
 
 

@@ -29,9 +29,7 @@ PACKAGE = Path(tap_callcenter.__file__).parent
 def requirements() -> dict[str, Requirement]:
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {
-        Requirement(text).name.lower(): Requirement(text) for text in project["dependencies"]
-    }
+    return {Requirement(text).name.lower(): Requirement(text) for text in project["dependencies"]}
 
 
 def test_the_sdk_is_a_compatible_range_not_a_pin() -> None:

@@ -365,9 +365,7 @@ class PipelineLife(RuleBasedStateMachine):
         )
         FIGURES.runs += 1
         FIGURES.completed += completed
-        schemas = {
-            m["stream"]: m["schema"] for m in result.messages if m.get("type") == "SCHEMA"
-        }
+        schemas = {m["stream"]: m["schema"] for m in result.messages if m.get("type") == "SCHEMA"}
         for name, schema in schemas.items():
             self.validators.setdefault(name, jsonschema.Draft7Validator(schema))
         per_stream: dict[str, list[dict]] = defaultdict(list)
@@ -534,8 +532,17 @@ SCENARIOS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
         "2024-10-25T20:00:00Z",
         [
             ("run", {}),
-            ("change_settings", {"start": None, "end": "future", "lookback": 60,
-                                 "window_days": 1, "concurrency": 4, "transport": "http"}),
+            (
+                "change_settings",
+                {
+                    "start": None,
+                    "end": "future",
+                    "lookback": 60,
+                    "window_days": 1,
+                    "concurrency": 4,
+                    "transport": "http",
+                },
+            ),
             ("scheduled_runs", {"count": 3, "minutes": 50}),
         ],
     ),
@@ -551,16 +558,21 @@ SCENARIOS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
         "2024-06-10T09:30:00Z",
         [
             ("run", {}),
-            ("pause_then_resume", {"days": 20, "stream": "ecss_operator_call_history",
-                                   "start": "days"}),
+            (
+                "pause_then_resume",
+                {"days": 20, "stream": "ecss_operator_call_history", "start": "days"},
+            ),
             ("pause_then_resume", {"days": 3, "stream": "thulium_connections", "start": "days"}),
             ("scheduled_runs", {"count": 2, "minutes": 30}),
         ],
     ),
     "every_twenty_minutes_through_the_repeated_hour": (
         "2024-10-27T00:00:00Z",
-        [("run", {}), ("scheduled_runs", {"count": 5, "minutes": 20}),
-         ("scheduled_runs", {"count": 3, "minutes": 30})],
+        [
+            ("run", {}),
+            ("scheduled_runs", {"count": 5, "minutes": 20}),
+            ("scheduled_runs", {"count": 3, "minutes": 30}),
+        ],
     ),
     "through_the_spring_jump": (
         "2024-03-31T00:20:00Z",
@@ -569,8 +581,17 @@ SCENARIOS: dict[str, tuple[str, list[tuple[str, dict]]]] = {
     "fractional_start_on_midnights": (
         "2024-06-10T09:30:00Z",
         [
-            ("change_settings", {"start": "fraction", "end": None, "lookback": 90,
-                                 "window_days": 1, "concurrency": 1, "transport": "websocket"}),
+            (
+                "change_settings",
+                {
+                    "start": "fraction",
+                    "end": None,
+                    "lookback": 90,
+                    "window_days": 1,
+                    "concurrency": 1,
+                    "transport": "websocket",
+                },
+            ),
             ("run", {}),
             ("scheduled_runs", {"count": 2, "minutes": 45}),
         ],

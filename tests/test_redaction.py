@@ -171,11 +171,15 @@ ECHOES: dict[str, tuple[Callable[[str], dict], Callable[[Seen], Answer]]] = {
     # the ECSS login form (URL-encoded) echoed in the server's <error>
     "ecss-login-400-error-quotes-the-form": (
         ecss,
-        lambda seen: _xml(400, f'<out><error code="400">bad form: {escape(seen.body)}</error></out>'),
+        lambda seen: _xml(
+            400, f'<out><error code="400">bad form: {escape(seen.body)}</error></out>'
+        ),
     ),
     "ecss-login-403-error-quotes-the-form": (
         ecss,
-        lambda seen: _xml(403, f'<out><error code="403">refused: {escape(seen.body)}</error></out>'),
+        lambda seen: _xml(
+            403, f'<out><error code="403">refused: {escape(seen.body)}</error></out>'
+        ),
     ),
 }
 

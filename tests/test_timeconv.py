@@ -169,9 +169,13 @@ def test_a_window_inside_the_second_occurrence_has_no_wall_range() -> None:
     # 01:10Z..01:20Z is 02:10..02:20 CET, the second time: those wall times convert to
     # 00:10Z..00:20Z, so no record can be stamped into this window (and the range
     # 03:00 -> 02:59:59 that the bounds search gives must never be sent)
-    assert WARSAW.wall_range(
-        dt.datetime(2024, 10, 27, 1, 10, tzinfo=UTC), dt.datetime(2024, 10, 27, 1, 20, tzinfo=UTC)
-    ) is None
+    assert (
+        WARSAW.wall_range(
+            dt.datetime(2024, 10, 27, 1, 10, tzinfo=UTC),
+            dt.datetime(2024, 10, 27, 1, 20, tzinfo=UTC),
+        )
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -208,9 +212,7 @@ def test_conversion_memory_does_not_grow_with_distinct_minutes() -> None:
     them all (it did: 65,536 entries, ~10 MiB of a million-call window's peak)."""
     clock = LocalClock("Europe/Warsaw")
     start = dt.datetime(2024, 5, 1)
-    texts = [
-        (start + dt.timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M") for i in range(30 * 1440)
-    ]
+    texts = [(start + dt.timedelta(minutes=i)).strftime("%Y-%m-%d %H:%M") for i in range(30 * 1440)]
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]

@@ -41,9 +41,14 @@ def test_plain_http_to_another_host_is_a_warning() -> None:
         {
             "thulium": thulium("http://thulium.example.com/api"),
             "ecss": {
-                "api_url": "https://ecss.example.com", "domain": "d", "client_id": "c",
-                "api_key": SECRET, "phone_number": "1", "timezone": "UTC",
-                "transport": "websocket", "ws_url": "ws://ecss.example.com:8091",
+                "api_url": "https://ecss.example.com",
+                "domain": "d",
+                "client_id": "c",
+                "api_key": SECRET,
+                "phone_number": "1",
+                "timezone": "UTC",
+                "transport": "websocket",
+                "ws_url": "ws://ecss.example.com:8091",
             },
         },
         extra_args=("--discover",),

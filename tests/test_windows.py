@@ -49,4 +49,3 @@ def test_zero_size_is_rejected() -> None:
             dt.datetime(2024, 1, 2, tzinfo=UTC),
             dt.timedelta(0),
         )
-

@@ -52,6 +52,7 @@ class OperatorCallHistoryStream(CallcenterStream):
     empty_as_null_fields = OPTIONAL_ATTRIBUTES
     time_fields = TIME_ATTRIBUTES
     integer_fields = DURATION_ATTRIBUTES
+
     @property
     def concurrency(self) -> int:
         """Windows read at once: ``max_concurrency``, at most ``ecss.sessions``. The tag

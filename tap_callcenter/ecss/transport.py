@@ -209,8 +209,7 @@ class WebsocketTransport(EcssTransport):
             ) from None
         except RecursionError:
             raise self.stream.fail(
-                "the websocket answer nests deeper than the tap reads (a broken or hostile "
-                "server)",
+                "the websocket answer nests deeper than the tap reads (a broken or hostile server)",
                 self.describe(filters),
             ) from None
         except ValueError as exc:

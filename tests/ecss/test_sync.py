@@ -133,9 +133,7 @@ def test_expired_sessions_are_renewed(emu, transport) -> None:
     assert_stream_matches(run, STREAM, expected(emu, start, end), KEY)
     assert run.stderr.count("session expired; logging in again") == 2, run.stderr[-2000:]
     refused = [
-        e
-        for e in emu.requests_log
-        if "operator_call_history" in e["path"] and e["status"] == 403
+        e for e in emu.requests_log if "operator_call_history" in e["path"] and e["status"] == 403
     ]
     assert len(refused) == 2
 

@@ -120,7 +120,10 @@ def test_postgres_holds_one_row_per_key_and_an_incremental_run_upserts(
     emu, server, project
 ) -> None:
     meltano_run(
-        project, "tap-callcenter", "target-postgres", env={**settings_env(emu), **loader_env(server)}
+        project,
+        "tap-callcenter",
+        "target-postgres",
+        env={**settings_env(emu), **loader_env(server)},
     )
     loaded = tables(project, server)
     expected = tap_keys(emu, MIDDLE)
@@ -137,8 +140,9 @@ def test_postgres_holds_one_row_per_key_and_an_incremental_run_upserts(
     # lookback (records already loaded come again) and must upsert, not append
     request = urllib.request.Request(
         f"{emu.url}/_emulator/thulium/insert",
-        data=json.dumps({"n": 4, "from": "2024-10-26T23:15:00Z", "to": "2024-10-26T23:45:00Z"})
-        .encode(),
+        data=json.dumps(
+            {"n": 4, "from": "2024-10-26T23:15:00Z", "to": "2024-10-26T23:45:00Z"}
+        ).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
