@@ -36,6 +36,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import hashlib
 import importlib.metadata
@@ -937,6 +938,14 @@ def markdown(settings: Sequence[Setting], info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compile_package() -> None:
+    """Byte-compile tap_callcenter/, as pip does when it installs a wheel (and Meltano
+    when it installs the plugin). The work tree's editable install has no bytecode where
+    PYTHONDONTWRITEBYTECODE is set (it is on these machines): the tap would compile its
+    29 modules at every start, 23 ms that no installed tap pays."""
+    compileall.compile_dir(REPO / "tap_callcenter", quiet=1)
+
+
 def startup_seconds(command: Sequence[str | Path], times: int = 5) -> float:
     """Median wall time of a short command (start-up and imports)."""
     walls = []
@@ -1014,6 +1023,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.clients = clients
     started = datetime.now(timezone.utc)
     peer_exe = ensure_peer(args.peer_venv) if "peer" in clients else None
+    compile_package()
     settings: list[Setting] = []
     info = meta(args, started)
     info["ecss_sessions"] = args.ecss_sessions
