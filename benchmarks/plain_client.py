@@ -23,8 +23,10 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 from typing import Any
 
 import requests
@@ -124,8 +126,18 @@ def fetch_concurrently(args: argparse.Namespace) -> dict[str, float | int]:
         open(args.output, "w", encoding="utf-8") as out,
         ThreadPoolExecutor(args.workers) as pool,
     ):
-        offsets = range(PAGE_SIZE, count, PAGE_SIZE)
-        for body in [first, *pool.map(page_at, offsets)]:
+        offsets = iter(range(PAGE_SIZE, count, PAGE_SIZE))
+        # twice the workers submitted ahead: every worker busy, memory bounded
+        ahead = deque(pool.submit(page_at, at) for at in islice(offsets, 2 * args.workers))
+
+        def in_order() -> Iterator[dict[str, Any]]:
+            yield first
+            while ahead:
+                body = ahead.popleft().result()
+                ahead.extend(pool.submit(page_at, at) for at in islice(offsets, 1))
+                yield body
+
+        for body in in_order():
             requests_made += 1
             page = body.get("result") or []
             for record in page:
