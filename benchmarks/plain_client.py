@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from typing import Any
+from typing import IO, Any
 
 import requests
 
@@ -52,39 +52,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def fetch_all(args: argparse.Namespace) -> dict[str, float | int]:
-    """Page the whole range sequentially; return what was done."""
-    started = time.perf_counter()
+def new_session(args: argparse.Namespace) -> requests.Session:
     session = requests.Session()
     session.auth = (args.username, args.password)
-    url = args.api_url.rstrip("/") + "/connections"
+    return session
+
+
+def query(args: argparse.Namespace) -> dict[str, str | int]:
+    """The query of every page but its ``offset``."""
     params: dict[str, str | int] = {
         "date_from": args.date_from,
         "date_to": args.date_to,
         "limit": PAGE_SIZE,
-        "offset": 0,
     }
     if not args.no_tags:
         params["include_tags"] = "true"
         params["include_topics"] = "true"
-    records = requests_made = 0
-    count = -1
+    return params
+
+
+def write_page(out: IO[str], body: dict[str, Any]) -> int:
+    """A page's records as JSON lines; how many there were."""
+    page = body.get("result") or []
     dumps = json.dumps
-    with open(args.output, "w", encoding="utf-8") as out:
-        while True:
-            response = session.get(url, params=params, timeout=args.timeout)
-            requests_made += 1
-            response.raise_for_status()
-            body = response.json()
-            page = body.get("result") or []
-            count = int(body.get("count", 0))
-            for record in page:
-                out.write(dumps(record, ensure_ascii=False))
-                out.write("\n")
-            records += len(page)
-            params["offset"] = int(params["offset"]) + len(page)
-            if not page or int(params["offset"]) >= count:
-                break
+    for record in page:
+        out.write(dumps(record, ensure_ascii=False))
+        out.write("\n")
+    return len(page)
+
+
+def summary(records: int, requests_made: int, count: int, started: float) -> dict[str, float | int]:
     return {
         "records": records,
         "requests": requests_made,
@@ -93,26 +90,41 @@ def fetch_all(args: argparse.Namespace) -> dict[str, float | int]:
     }
 
 
+def fetch_all(args: argparse.Namespace) -> dict[str, float | int]:
+    """Page the whole range sequentially; return what was done."""
+    started = time.perf_counter()
+    session = new_session(args)
+    url = args.api_url.rstrip("/") + "/connections"
+    params = {**query(args), "offset": 0}
+    records = requests_made = 0
+    count = -1
+    with open(args.output, "w", encoding="utf-8") as out:
+        while True:
+            response = session.get(url, params=params, timeout=args.timeout)
+            requests_made += 1
+            response.raise_for_status()
+            body = response.json()
+            count = int(body.get("count", 0))
+            written = write_page(out, body)
+            records += written
+            params["offset"] = int(params["offset"]) + written
+            if not written or int(params["offset"]) >= count:
+                break
+    return summary(records, requests_made, count, started)
+
+
 def fetch_concurrently(args: argparse.Namespace) -> dict[str, float | int]:
     """The first page for the ``count``, then every other page ``args.workers`` at a
     time; records written in offset order."""
     started = time.perf_counter()
     local = threading.local()
     url = args.api_url.rstrip("/") + "/connections"
-    base: dict[str, str | int] = {
-        "date_from": args.date_from,
-        "date_to": args.date_to,
-        "limit": PAGE_SIZE,
-    }
-    if not args.no_tags:
-        base["include_tags"] = "true"
-        base["include_topics"] = "true"
+    base = query(args)
 
     def page_at(offset: int) -> dict[str, Any]:
         session = getattr(local, "session", None)
         if session is None:
-            session = local.session = requests.Session()
-            session.auth = (args.username, args.password)
+            session = local.session = new_session(args)
         response = session.get(url, params={**base, "offset": offset}, timeout=args.timeout)
         response.raise_for_status()
         body: dict[str, Any] = response.json()
@@ -121,7 +133,6 @@ def fetch_concurrently(args: argparse.Namespace) -> dict[str, float | int]:
     first = page_at(0)
     count = int(first.get("count", 0))
     records = requests_made = 0
-    dumps = json.dumps
     with (
         open(args.output, "w", encoding="utf-8") as out,
         ThreadPoolExecutor(args.workers) as pool,
@@ -139,17 +150,8 @@ def fetch_concurrently(args: argparse.Namespace) -> dict[str, float | int]:
 
         for body in in_order():
             requests_made += 1
-            page = body.get("result") or []
-            for record in page:
-                out.write(dumps(record, ensure_ascii=False))
-                out.write("\n")
-            records += len(page)
-    return {
-        "records": records,
-        "requests": requests_made,
-        "count": count,
-        "elapsed_s": round(time.perf_counter() - started, 3),
-    }
+            records += write_page(out, body)
+    return summary(records, requests_made, count, started)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,7 @@ period, then runs, one after the other and each as a subprocess, on the same dat
 * ``concurrent`` (Thulium): the plain client with ``--workers`` = the tap's
   ``max_concurrency``: the same pages, that many in flight. Not a goal's yardstick: it
   shows what a plain requests + json client reaches with the tap's concurrency on this
-  server (where the server, not the client, sets the pace).
+  server.
 
 Per run: wall time (process start to exit, start-up included), records/s, peak RSS,
 records. Each client is started by ``harness/launch.py``, a tiny process that forks and
@@ -898,11 +898,15 @@ def markdown(settings: Sequence[Setting], info: dict[str, Any]) -> str:
         " (the plain client with as many requests in flight as the tap's max_concurrency)"
         " read Thulium only.",
         "",
-        "| provider | latency | records | windows | tap rec/s | plain rec/s | peer rec/s"
-        " | concurrent rec/s | tap/plain | tap/peer | tap/concurrent | tap wall s"
-        " | plain wall s | peer wall s | concurrent wall s | tap MiB | plain MiB | peer MiB"
-        " | concurrent MiB |",
-        "|---|---:|---:|---:" + "|---:" * 15 + "|",
+        "| provider | latency | records | windows | "
+        + " | ".join(
+            [f"{c} rec/s" for c in CLIENTS]
+            + [f"tap/{c}" for c in CLIENTS[1:]]
+            + [f"{c} wall s" for c in CLIENTS]
+            + [f"{c} MiB" for c in CLIENTS]
+        )
+        + " |",
+        "|---|---:|---:|---:" + "|---:" * (4 * len(CLIENTS) - 1) + "|",
     ]
     for s in settings:
         cells = [s.provider, f"{s.latency_ms:g} ms", f"{s.records:,}", _fmt(s.windows, "d")]
