@@ -47,15 +47,6 @@ READ_AHEAD_CHUNKS = 32
 
 _DONE = object()
 
-#: Set when the process is stopping (SIGTERM): pools stop without waiting for their
-#: threads, which may sit in a request to a server that hangs.
-_ABANDONED = threading.Event()
-
-
-def abandon_workers() -> None:
-    """From now on, shutting a pool down does not wait for its threads."""
-    _ABANDONED.set()
-
 
 class _Failure:
     def __init__(self, error: BaseException) -> None:
@@ -90,7 +81,7 @@ def prefetch_in_order(
             hand_over.advance()
     finally:
         hand_over.stop()  # workers waiting for room give up
-        executor.shutdown(wait=not _ABANDONED.is_set(), cancel_futures=True)
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 class _ReadAhead:
@@ -288,8 +279,8 @@ class PriorityPool:
                 future.set_result(result)
 
     def shutdown(self) -> None:
-        """Cancel the calls not started; wait for running ones unless the process is
-        stopping (they may sit in a request to a server that hangs)."""
+        """Cancel the calls not started; wait for running ones (bounded in time by the
+        request timeout and retries; a stop signal ends the process without waiting)."""
         with self._lock:
             self._closed = True
             while True:
@@ -300,6 +291,5 @@ class PriorityPool:
                 future.cancel()
             for _ in self._threads:
                 self._calls.put((self._STOP, next(self._order), None, None, None))
-        if not _ABANDONED.is_set():
-            for thread in self._threads:
-                thread.join()
+        for thread in self._threads:
+            thread.join()

@@ -26,7 +26,7 @@ from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import PluginCapabilities, TapCapabilities
 from singer_sdk.singerlib import SingerMessageType
 
-from tap_callcenter import concurrency, conpeek, ecss, thulium
+from tap_callcenter import conpeek, ecss, thulium
 from tap_callcenter.errors import (
     CallcenterError,
     collect_secrets,
@@ -55,21 +55,6 @@ CONFIG_SCHEMA = th.PropertiesList(
 CONFIG_SCHEMA["additionalProperties"] = False  # a typo must not silently disable a provider
 
 
-class TapTerminated(BaseException):
-    """SIGTERM or SIGINT: stop now. Every message written so far is whole, and the last
-    STATE among them is safe to resume from (STATE only ever follows the records it
-    covers)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        """The shell's convention: 128 + the signal number (143 for SIGTERM)."""
-        return 128 + self.signum
-
-
 class WholeMessageWriter(MsgSpecWriter):
     """The SDK's msgspec writer, buffered by the tap, that never leaves half a message
     on stdout.
@@ -79,11 +64,9 @@ class WholeMessageWriter(MsgSpecWriter):
     with every record before it), when the buffer passes ``FLUSH_BYTES``, at exit (also
     after an error or a stop signal), and at least once a second (a thread checks, so a
     slow stream's records are not held back while the tap waits on the server). The
-    SDK's writer makes one system call per record. A stop signal that arrives while a
-    message is being written takes effect right after it."""
+    SDK's writer makes one system call per record. A stop signal ends the process
+    only between two writes (see :func:`stop_for_signal`)."""
 
-    writing = False
-    pending_signal: int | None = None
     #: Seconds a record may wait in the buffer while later ones are written.
     FLUSH_EVERY = 1.0
     #: Bytes held before they are written regardless.
@@ -117,23 +100,17 @@ class WholeMessageWriter(MsgSpecWriter):
         self._append(serialize_jsonl(message), False)
 
     def _append(self, line: bytes | bytearray, is_state: bool) -> None:
-        self.writing = True
-        try:
-            with self._lock:
-                self._pending += line
-                if (
-                    is_state
-                    or len(self._pending) > self.FLUSH_BYTES
-                    or time.monotonic() - self._flushed_at > self.FLUSH_EVERY
-                ):
-                    self.flush()
-            if self._ticker is None:
-                self._ticker = threading.Thread(target=self._tick, name="stdout-flush", daemon=True)
-                self._ticker.start()
-        finally:
-            self.writing = False
-        if self.pending_signal is not None:
-            raise TapTerminated(self.pending_signal)
+        with self._lock:
+            self._pending += line
+            if (
+                is_state
+                or len(self._pending) > self.FLUSH_BYTES
+                or time.monotonic() - self._flushed_at > self.FLUSH_EVERY
+            ):
+                self.flush()
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="stdout-flush", daemon=True)
+            self._ticker.start()
 
     def flush(self) -> None:
         """Write out every buffered message, whole, in order."""
@@ -156,6 +133,13 @@ class WholeMessageWriter(MsgSpecWriter):
                     with contextlib.suppress(OSError, ValueError):  # stdout closed: exiting
                         self.flush()
 
+    def seal(self) -> None:
+        """Write out what the buffer holds and take the lock for good: nothing more is
+        written (the process is about to end). Waits for a write under way to finish."""
+        self._lock.acquire()
+        with contextlib.suppress(OSError, ValueError):
+            self.flush()
+
 
 #: Writers whose buffers are written out at exit, however the process ends.
 _writers: list[WholeMessageWriter] = []
@@ -167,6 +151,42 @@ def flush_output() -> None:
     for writer in _writers:
         with contextlib.suppress(OSError, ValueError):
             writer.flush()
+
+
+_stopping = threading.Lock()
+
+
+def stop_for_signal(signum: int) -> None:
+    """End the process for SIGTERM/SIGINT, from a thread of its own, with 128 + the
+    signal number (143 for SIGTERM; the SDK exits 0, so schedulers would record an
+    interrupted run as a success).
+
+    The handler runs in the main thread wherever it was interrupted. An exception raised
+    there can be lost: inside a finalizer (a generator or a socket freed mid-run) Python
+    prints "Exception ignored" and the run carries on, waiting on a server that hangs.
+    The thread instead waits for a message being written, writes out every whole message
+    still buffered and ends the process, whatever the main thread is doing. No extra
+    STATE is written: the stream state may describe a window whose records are not all
+    out yet; the last STATE written is safe to resume from (it only ever follows the
+    records it covers)."""
+    if not _stopping.acquire(blocking=False):
+        return  # a second signal: the first one's stop is under way
+    stopper = threading.Thread(target=_stop, args=(signum,), name="stop", daemon=False)
+    with contextlib.suppress(RuntimeError):  # the interpreter is already shutting down
+        stopper.start()
+
+
+def _stop(signum: int) -> None:
+    for writer in _writers:
+        writer.seal()
+    logging.getLogger("tap-callcenter").error(
+        "stopped by %s; the last STATE written is safe to resume from",
+        signal.Signals(signum).name,
+    )
+    logging.shutdown()
+    # Not sys.exit: a thread cannot end the process that way, and fetch threads may be
+    # waiting on a server that hangs; every message is already written and flushed.
+    os._exit(128 + signum)
 
 
 class TapCallcenter(Tap):
@@ -210,15 +230,8 @@ class TapCallcenter(Tap):
         super().invoke(state=state, **kwargs)
 
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
-        """Stop on SIGTERM/SIGINT with a non-zero exit (the SDK exits 0, so schedulers
-        would record an interrupted run as a success). No extra STATE is written: the
-        stream state may describe a window whose records are not all out yet."""
-        concurrency.abandon_workers()
-        writer = self.message_writer
-        if isinstance(writer, WholeMessageWriter) and writer.writing:
-            writer.pending_signal = signum
-            return
-        raise TapTerminated(signum)
+        """SIGTERM/SIGINT: stop within seconds, with 128 + the signal number."""
+        stop_for_signal(signum)
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Schema validation, then unknown keys and meaning (dates, zones, providers).
@@ -319,14 +332,6 @@ def main() -> None:
     except CallcenterError as exc:
         logger.error("%s", exc)
         sys.exit(1)
-    except TapTerminated as exc:
-        flush_output()
-        name = signal.Signals(exc.signum).name
-        logger.error("stopped by %s; the last STATE written is safe to resume from", name)
-        logging.shutdown()
-        # Not sys.exit: fetch threads may be waiting on a server that hangs, and the
-        # interpreter would wait for them; every message is already written and flushed.
-        os._exit(exc.exit_code)
 
 
 if __name__ == "__main__":
