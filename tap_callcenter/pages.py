@@ -52,10 +52,11 @@ class RecordPages(WindowedStream):
         pages: list[set[tuple[t.Any, ...]]] | None = getattr(self._fetching, "pages", None)
         if pages is None:
             return
-        key_fields = tuple(self.primary_keys or ())
-        # list displays, not a generator per record (5% of the GIL's time at 0 ms)
-        keys = {tuple([record.get(name) for name in key_fields]) for record in page}
-        keys = {key for key in keys if None not in key and "" not in key}
+        # a column per key field, zipped into keys in C: no tuple built in Python per
+        # record (68 -> 29 us for a 100-record page; 4% of the GIL's time at 0 ms before)
+        columns = [[record.get(name) for record in page] for name in self.primary_keys or ()]
+        keys = set(zip(*columns, strict=True))
+        keys.difference_update([key for key in keys if None in key or "" in key])
         if not keys:
             return
         if any(keys <= earlier for earlier in pages):
