@@ -751,6 +751,22 @@ MUTATIONS: tuple[Mutation, ...] = (
         "CONVERSIONS_CACHED = 65536\n",
         ("tests/test_timeconv.py::test_conversion_memory_does_not_grow_with_distinct_minutes",),
     ),
+    Mutation(
+        "collector-left-on",
+        "The cycle collector paused for the imports is switched back on",
+        "tap_callcenter/cli.py",
+        "        gc.enable()\n",
+        "        pass\n",
+        ("tests/test_cli.py",),
+    ),
+    Mutation(
+        "collector-threshold-bounded",
+        "Cyclic garbage is collected after a bounded number of survivors (memory)",
+        "tap_callcenter/cli.py",
+        "YOUNG_GENERATION = 50_000\n",
+        "YOUNG_GENERATION = 10_000_000\n",
+        ("tests/test_cli.py",),
+    ),
 )
 
 #: Promised behaviours whose rows are still to come (owner's work not landed yet):
