@@ -18,7 +18,7 @@ import json
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import requests
 
@@ -71,11 +71,25 @@ def history_records(history: ET.Element) -> list[dict]:
     return records
 
 
+def follow_tag(ask: Callable[[str | None], ET.Element]) -> Iterator[list[dict]]:
+    """Pages of ``operator_call_history``: ``ask(tag)`` answers one command (the root
+    ``out`` element); the history's tag asks for the next page, until none or an empty page."""
+    tag = None
+    while True:
+        history = ask(tag).find("response/history")
+        assert history is not None
+        page = history_records(history)
+        yield page
+        tag = history.get("tag")
+        if not tag or not page:
+            return
+
+
 def ecss_http(args: argparse.Namespace, session: requests.Session) -> Iterator[list[dict]]:
     """POST the XML command, follow the history's tag."""
     base = ecss_login(args, session)
-    tag = None
-    while True:
+
+    def ask(tag: str | None) -> ET.Element:
         root = ET.Element("in")
         ET.SubElement(ET.SubElement(root, "request"), "filters", ecss_filters(args, tag))
         response = session.post(
@@ -85,13 +99,9 @@ def ecss_http(args: argparse.Namespace, session: requests.Session) -> Iterator[l
             timeout=60,
         )
         response.raise_for_status()
-        history = ET.fromstring(response.content).find("response/history")
-        assert history is not None
-        page = history_records(history)
-        yield page
-        tag = history.get("tag")
-        if not tag or not page:
-            return
+        return ET.fromstring(response.content)
+
+    yield from follow_tag(ask)
 
 
 def _node(node: dict) -> ET.Element:
@@ -112,34 +122,30 @@ def ecss_ws(args: argparse.Namespace, session: requests.Session) -> Iterator[lis
     ecss_login(args, session)
     cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
     connection = websocket.create_connection(args.ws_url, cookie=cookie, timeout=60)
-    tag, request_id = None, 0
-    try:
+    request_id = 0
+
+    def ask(tag: str | None) -> ET.Element:
+        nonlocal request_id
+        request_id = request_id % 9999 + 1
+        node = {
+            "_name": "in",
+            "_content": [
+                {
+                    "_name": "request",
+                    "_content": [{"_name": "filters", "_attributes": ecss_filters(args, tag)}],
+                }
+            ],
+        }
+        payload = json.dumps([node], ensure_ascii=False)
+        size = len(payload.encode("utf-8"))
+        connection.send(f"01{size:010d}{request_id:04d}operator_call_history\n{payload}")
         while True:
-            request_id = request_id % 9999 + 1
-            node = {
-                "_name": "in",
-                "_content": [
-                    {
-                        "_name": "request",
-                        "_content": [{"_name": "filters", "_attributes": ecss_filters(args, tag)}],
-                    }
-                ],
-            }
-            payload = json.dumps([node], ensure_ascii=False)
-            size = len(payload.encode("utf-8"))
-            connection.send(f"01{size:010d}{request_id:04d}operator_call_history\n{payload}")
-            while True:
-                frame = str(connection.recv())
-                if int(frame[12:16]) == request_id:
-                    break
-            answer = _node(json.loads(frame[19:].lstrip("\r\n"))[0])
-            history = answer.find("response/history")
-            assert history is not None
-            page = history_records(history)
-            yield page
-            tag = history.get("tag")
-            if not tag or not page:
-                return
+            frame = str(connection.recv())
+            if int(frame[12:16]) == request_id:
+                return _node(json.loads(frame[19:].lstrip("\r\n"))[0])
+
+    try:
+        yield from follow_tag(ask)
     finally:
         connection.close()
 
