@@ -149,7 +149,7 @@ class ThuliumStream(CallcenterStream):
 
     def window_params(self, window: Window, field: str) -> dict[str, t.Any]:
         """Inclusive minute bounds covering the window in Thulium's wall clock (the API
-        filters on the call's ``date`` whatever the stream's key)."""
+        filters on the stream's key: a call's ``date``, a recording's ``created_at``)."""
         bounds = self.clock.wall_range(window.start, window.end)
         if bounds is None:  # the engine sends no request for such a window
             msg = f"window {window} has no wall-clock time in {self.clock.zone}"
