@@ -13,7 +13,8 @@ import textwrap
 #: Cycles made after start-up (300,000 objects, each alive only through its cycle).
 CYCLES = 150_000
 #: Most cyclic garbage allowed to pile up before the collector frees it, in objects
-#: (2x the young generation's threshold, ``cli.YOUNG_GENERATION``, and 2 spare).
+#: (2x the young generation's threshold, ``cli.YOUNG_GENERATION``, and 2 spare). Written
+#: out, not read from ``cli``: raising the threshold must fail this test (memory).
 MOST_GARBAGE = 100_002
 
 #: Runs the real command (``--about``), then makes ``CYCLES`` reference cycles and
